@@ -1,0 +1,66 @@
+// The hash chain and the signed messages of a device stream. These byte encodings
+// are part of the protocol: every node must compute them identically, forever.
+//
+//   hash[0] = SHA-256("cairn.genesis.v1" ‖ lp(device) ‖ lp(public key))
+//   hash[n] = SHA-256(hash[n-1] ‖ lp(device) ‖ u64(seq) ‖ u64(time_us) ‖ lp(type)
+//                     ‖ lp(payload))
+//   event signature    = Ed25519("cairn.event.v1" ‖ lp(device) ‖ u64(seq) ‖ hash[seq])
+//   snapshot signature = Ed25519("cairn.snapshot.v1" ‖ lp(device) ‖ u64(seq)
+//                                ‖ hash[seq] ‖ u64(time_us) ‖ u32(chunks) ‖ digest)
+//   snapshot digest    = SHA-256 over lp(store) ‖ lp(key) ‖ lp(value) ‖ u64(rev)
+//                        ‖ u64(expiry_us) of every entry, in order
+//
+// lp(x) is a 32-bit big-endian length then the bytes; integers are big-endian.
+//
+// Thread-safety: free functions; Sha256 objects are not shared.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "wire/schema.h"
+
+namespace cairn::journal {
+
+inline constexpr size_t kHashBytes = 32;
+
+// Incremental SHA-256.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void Update(std::string_view bytes);
+  // Returns the 32-byte digest; the object may not be updated afterwards.
+  std::string Final();
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+std::string GenesisHash(std::string_view device, std::string_view public_key_raw);
+std::string ChainHash(std::string_view prev_hash, std::string_view device, uint64_t seq,
+                      int64_t time_us, std::string_view type, std::string_view payload);
+// The hash `record` must carry if it follows `prev_hash`.
+std::string ChainHashOf(std::string_view prev_hash, std::string_view device,
+                        const wire::Record& record);
+std::string EventSigMessage(std::string_view device, uint64_t seq, std::string_view hash);
+std::string SnapshotSigMessage(const wire::SnapshotHeader& header);
+
+// Accumulates the snapshot digest entry by entry.
+class SnapshotDigester {
+ public:
+  void Add(const wire::SnapshotEntry& entry);
+  std::string Final() { return sha_.Final(); }
+
+ private:
+  Sha256 sha_;
+  std::string scratch_;
+};
+
+}  // namespace cairn::journal

@@ -1,0 +1,98 @@
+// Device identities: the network CA that vouches for device certificates, the
+// public key of a verified device, and the signing key of a device this node is
+// the source of. All signatures are Ed25519 through OpenSSL EVP.
+//
+// Thread-safety: CertAuthority and DevicePublicKey are immutable after creation
+// and safe to share between threads. DeviceSigner::Sign may be called from one
+// thread at a time.
+#pragma once
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace cairn::journal {
+
+struct PkeyFree {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+struct X509StoreFree {
+  void operator()(X509_STORE* p) const { X509_STORE_free(p); }
+};
+
+inline constexpr size_t kEd25519SigBytes = 64;
+inline constexpr size_t kMaxDeviceIdBytes = 128;
+
+// Device ids are CNs: 1..128 bytes of [A-Za-z0-9._:@-], so they are safe in keys,
+// file names, logs and shells.
+Status ValidateDeviceId(std::string_view device);
+
+// The public half of a device whose certificate the CA vouched for.
+class DevicePublicKey {
+ public:
+  DevicePublicKey(std::string device, std::string cert_der, PkeyPtr key, std::string raw);
+  const std::string& device() const { return device_; }
+  const std::string& cert_der() const { return cert_der_; }
+  // The 32 raw Ed25519 public key bytes (the chain's genesis depends on them).
+  const std::string& raw() const { return raw_; }
+  bool Verify(std::string_view message, std::string_view sig) const;
+
+ private:
+  std::string device_;
+  std::string cert_der_;
+  PkeyPtr key_;
+  std::string raw_;
+};
+
+// The network CA. Every device certificate must be issued by it, be within its
+// validity period, carry CN = device id and an Ed25519 key.
+class CertAuthority {
+ public:
+  // `origin` names where the PEM came from, for error messages.
+  static Result<std::shared_ptr<const CertAuthority>> FromPem(std::string_view pem,
+                                                              std::string_view origin);
+  static Result<std::shared_ptr<const CertAuthority>> FromFile(const std::string& path);
+
+  Result<std::shared_ptr<const DevicePublicKey>> VerifyDevice(
+      std::string_view cert_der, std::string_view device) const;
+
+  explicit CertAuthority(std::unique_ptr<X509_STORE, X509StoreFree> store);
+
+ private:
+  std::unique_ptr<X509_STORE, X509StoreFree> store_;
+};
+
+// The signing key of a device whose source is this node.
+class DeviceSigner {
+ public:
+  // Loads a PEM certificate and private key; checks the certificate against `ca`
+  // and that the key matches it. `device` is the certificate's CN.
+  static Result<std::shared_ptr<DeviceSigner>> FromPem(std::string_view cert_pem,
+                                                       std::string_view key_pem,
+                                                       const CertAuthority& ca);
+  static Result<std::shared_ptr<DeviceSigner>> FromFiles(const std::string& cert_path,
+                                                         const std::string& key_path,
+                                                         const CertAuthority& ca);
+
+  const std::string& device() const { return public_->device(); }
+  const std::shared_ptr<const DevicePublicKey>& public_key() const { return public_; }
+  // A 64-byte Ed25519 signature of `message`.
+  std::string Sign(std::string_view message) const;
+
+  DeviceSigner(std::shared_ptr<const DevicePublicKey> pub, PkeyPtr priv);
+
+ private:
+  std::shared_ptr<const DevicePublicKey> public_;
+  PkeyPtr private_;
+};
+
+// Reads a whole file; the error names the path and the reason.
+Result<std::string> ReadFileToString(const std::string& path);
+
+}  // namespace cairn::journal

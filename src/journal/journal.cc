@@ -1,0 +1,167 @@
+// Journal: opening, loading stream metadata, shutdown and catalogue reads.
+#include "journal/journal.h"
+
+#include "journal/chain.h"
+#include "journal/journal_internal.h"
+
+namespace cairn::journal {
+
+using internal::StreamState;
+
+StreamInfo ToInfo(const std::string& device, const wire::StreamMeta& meta) {
+  StreamInfo i;
+  i.device = device;
+  i.first = meta.first();
+  i.last = meta.last();
+  i.snapshot = meta.snapshot();
+  i.source = meta.source();
+  i.head_hash = meta.head_hash();
+  return i;
+}
+
+KvItem ToItem(const std::string& store, const std::string& key, const wire::KvEntry& e) {
+  return KvItem{store, key, e.value(), e.rev(), e.expiry_us()};
+}
+
+Journal::Journal(JournalOptions options) : options_(std::move(options)) {}
+
+Result<std::unique_ptr<Journal>> Journal::Open(JournalOptions options) {
+  if (!options.ca) return Status::InvalidArgument("journal needs the network CA");
+  if (!options.clock) return Status::InvalidArgument("journal needs a clock");
+  std::unique_ptr<Journal> j(new Journal(std::move(options)));
+  CAIRN_ASSIGN_OR_RETURN(j->store_, Store::Open(j->options_.store));
+  for (const auto& signer : j->options_.sources) {
+    CAIRN_RETURN_IF_ERROR(ValidateDeviceId(signer->device()));
+    j->signers_[signer->device()] = signer;
+  }
+  CAIRN_RETURN_IF_ERROR(j->Load());
+  j->writer_ = std::thread([jp = j.get()] { jp->WriterLoop(); });
+  j->delivery_ = std::thread([jp = j.get()] { jp->DeliveryLoop(); });
+  return j;
+}
+
+Journal::~Journal() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard<std::mutex> l(sub_mu_);
+    sub_stopping_ = true;
+  }
+  sub_cv_.notify_all();
+  if (delivery_.joinable()) delivery_.join();
+}
+
+// Trusts LevelDB and nothing else: every stream's head must be where its meta says.
+Status Journal::Load() {
+  auto it = store_->NewIterator();
+  for (it->Seek(std::string(layout::kMetaPrefix)); it->Valid(); it->Next()) {
+    std::string device;
+    if (!layout::ParseMetaKey(std::string_view(it->key().data(), it->key().size()),
+                              &device)) {
+      break;
+    }
+    wire::StreamMeta meta;
+    if (!meta.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status::Corruption(store_->path() + ": stream meta of '" + device +
+                                "' does not decode");
+    }
+    CAIRN_RETURN_IF_ERROR(LoadStream(device, meta));
+  }
+  if (!it->status().ok()) return store_->Convert(it->status(), "loading stream metadata");
+  for (const auto& [device, signer] : signers_) {
+    auto& s = streams_[device];
+    if (!s) {
+      s = std::make_unique<StreamState>();
+      s->meta.set_first(1);
+      s->meta.set_head_hash(GenesisHash(device, signer->public_key()->raw()));
+      s->meta.set_device_cert(signer->public_key()->cert_der());
+    }
+    s->meta.set_source(true);
+    s->key = signer->public_key();
+    s->last_snapshot_mono_us = options_.clock->MonotonicMicros();
+  }
+  return Status::Ok();
+}
+
+Status Journal::LoadStream(const std::string& device, const wire::StreamMeta& meta) {
+  auto state = std::make_unique<StreamState>();
+  state->meta = meta;
+  state->meta.set_source(false);
+  const std::string where = store_->path() + ": stream '" + device + "'";
+  if (meta.last() > meta.snapshot()) {
+    CAIRN_ASSIGN_OR_RETURN(
+        auto head, store_->GetProto<wire::Record>(layout::EventKey(device, meta.last())));
+    if (!head) {
+      return Status::Corruption(where + ": head event " + std::to_string(meta.last()) +
+                                " is missing");
+    }
+    if (head->hash() != meta.head_hash()) {
+      return Status::Corruption(where + ": head event " + std::to_string(meta.last()) +
+                                " does not match the stored head hash");
+    }
+  } else if (meta.snapshot() > 0 && meta.snapshot_hash() != meta.head_hash()) {
+    return Status::Corruption(where + ": snapshot hash does not match the head hash");
+  }
+  if (auto it = signers_.find(device); it != signers_.end()) {
+    // Our key must be the key this stream was written with.
+    auto verified = options_.ca->VerifyDevice(meta.device_cert(), device);
+    if (verified.ok() && (*verified)->raw() != it->second->public_key()->raw()) {
+      return Status::FailedPrecondition(where + " was written with another key than " +
+                                        "the device key given to this node");
+    }
+  }
+  streams_[device] = std::move(state);
+  return Status::Ok();
+}
+
+std::vector<StreamInfo> Journal::Catalogue() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<StreamInfo> out;
+  out.reserve(streams_.size());
+  for (const auto& [device, s] : streams_) out.push_back(ToInfo(device, s->meta));
+  return out;
+}
+
+Result<StreamInfo> Journal::Stream(std::string_view device) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = streams_.find(std::string(device));
+  if (it == streams_.end()) {
+    return Status::NotFound("no stream for device '" + std::string(device) + "'");
+  }
+  return ToInfo(it->first, it->second->meta);
+}
+
+Result<std::string> Journal::DeviceCert(std::string_view device) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = streams_.find(std::string(device));
+  if (it == streams_.end()) {
+    return Status::NotFound("no stream for device '" + std::string(device) + "'");
+  }
+  return it->second->meta.device_cert();
+}
+
+std::vector<wire::ForkProof> Journal::Forks() const {
+  std::vector<wire::ForkProof> out;
+  auto it = store_->NewIterator();
+  for (it->Seek(std::string(layout::kForkPrefix));
+       it->Valid() &&
+       it->key().starts_with(leveldb::Slice(layout::kForkPrefix.data(), 1));
+       it->Next()) {
+    wire::ForkProof p;
+    if (p.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      out.push_back(std::move(p));
+    }
+  }
+  return out;
+}
+
+void Journal::SetCommitListener(CommitListener listener) {
+  std::lock_guard<std::mutex> l(mu_);
+  listener_ = std::move(listener);
+}
+
+}  // namespace cairn::journal

@@ -1,0 +1,293 @@
+// Journal: every device stream a node stores, in one LevelDB.
+//
+// A stream is a gap-free sequence of records 1, 2, 3 … chained by SHA-256 and
+// signed by its device (see chain.h). Local appends are accepted only for devices
+// whose key this node holds (the node is their *source*); records of other devices
+// arrive through Apply() and are verified before anything is stored. Every change —
+// events, stream meta, KV view changes, snapshot swaps — goes into one LevelDB
+// WriteBatch, so a crash never leaves them disagreeing.
+//
+// Threads: every mutation runs on the journal's writer thread, which
+// group-commits concurrent appends (one WriteBatch, one fsync and one signature per
+// device per group). Public methods are safe to call from any thread; the blocking
+// ones wait for the writer. Callbacks of the *Async methods and commit listeners
+// run on the writer thread and must not block; subscription callbacks run on the
+// journal's delivery thread.
+//
+// Lifetime: cursors and subscriptions must be destroyed before the Journal.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/result.h"
+#include "journal/identity.h"
+#include "journal/store.h"
+#include "wire/schema.h"
+
+namespace cairn::journal {
+
+inline constexpr size_t kMaxTypeBytes = 64;
+inline constexpr size_t kMaxPayloadBytes = 1u << 20;
+inline constexpr size_t kMaxEventsPerAppend = 10000;
+inline constexpr size_t kMaxSnapshotChunkBytes = 1u << 20;
+
+struct JournalOptions {
+  StoreOptions store;
+  std::shared_ptr<const CertAuthority> ca;             // required
+  std::vector<std::shared_ptr<DeviceSigner>> sources;  // devices we hold keys for
+  Clock* clock = SystemClock();                        // not owned
+  bool sync_writes = true;                             // fsync before acknowledging
+  // Snapshot policy at the source: after this many events since the last
+  // snapshot, or this long since it (checked on append), 0 = off.
+  uint64_t snapshot_every_events = 0;
+  int64_t snapshot_every_us = 0;
+  // Group commit bounds: at most this many appends or payload bytes per group.
+  size_t max_group_appends = 1024;
+  size_t max_group_bytes = 4u << 20;
+  // A source signs a record at least every this many payload bytes, so that a
+  // chunk ending at a signed record stays small.
+  size_t sign_every_bytes = 256u << 10;
+};
+
+struct NewEvent {
+  std::string type;
+  std::string payload;
+};
+
+struct SeqRange {
+  uint64_t first = 0;
+  uint64_t last = 0;
+};
+
+struct StreamInfo {
+  std::string device;
+  uint64_t first = 0;     // lowest stored event; last + 1 when none are stored
+  uint64_t last = 0;      // head seq, 0 when empty
+  uint64_t snapshot = 0;  // newest snapshot seq, 0 if none
+  bool source = false;
+  std::string head_hash;
+};
+
+struct ApplyOutcome {
+  uint64_t last = 0;        // the stream's head after the call
+  uint64_t applied = 0;     // new records committed
+  uint64_t duplicates = 0;  // records we already held, identical
+  uint64_t pending = 0;     // trailing records not covered by a signature; resend
+};
+
+struct KvItem {
+  std::string store;
+  std::string key;
+  std::string value;  // JSON
+  uint64_t rev = 0;
+  int64_t expiry_us = 0;
+  bool operator==(const KvItem&) const = default;
+};
+
+struct SnapshotData {
+  wire::SnapshotHeader header;
+  std::vector<wire::SnapshotChunk> chunks;
+};
+
+// What a cursor or subscription hands over next: a snapshot (when the requested
+// events are at or below the stored snapshot), then records in order.
+struct Delivery {
+  Status status;  // non-ok: the subscription has failed
+  std::optional<SnapshotData> snapshot;
+  uint64_t restored_from = 0;  // set with snapshot: events up to here come as it
+  std::vector<wire::Record> records;
+  bool empty() const { return status.ok() && !snapshot && records.empty(); }
+};
+
+class Cursor;
+class Subscription;
+namespace internal {
+struct Op;
+struct StreamState;
+struct Group;
+struct SubState;
+}  // namespace internal
+
+class Journal {
+ public:
+  using AppendCallback = std::function<void(Result<SeqRange>)>;
+  // Called on the writer thread after each commit that moved `device`'s head.
+  using CommitListener = std::function<void(const std::string& device, uint64_t last)>;
+
+  static Result<std::unique_ptr<Journal>> Open(JournalOptions options);
+  // Finishes queued writes, stops the threads, closes LevelDB.
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // ---- writes (all through the writer thread)
+  // Appends events to a device this node is the source of; returns the seqs
+  // assigned once the batch is durable. An error changes nothing, except
+  // kUnknownOutcome (the write failed mid-way: treat as maybe written).
+  Result<SeqRange> Append(std::string_view device, std::vector<NewEvent> events);
+  void AppendAsync(std::string device, std::vector<NewEvent> events, AppendCallback done);
+  // Accepts replicated records of a device we are not the source of. Verifies the
+  // device certificate (`cert_der` may be empty once the stream is known), every
+  // chain link and the signature of the last signed record, and commits exactly
+  // what that signature covers.
+  Result<ApplyOutcome> Apply(std::string_view device, std::string_view cert_der,
+                             std::vector<wire::Record> records);
+  // Snapshot at the head of a device we are the source of; returns its seq.
+  Result<uint64_t> Snapshot(std::string_view device);
+  // Stores a snapshot received from a peer after verifying it; compacts our copy.
+  Result<uint64_t> InstallSnapshot(std::string_view cert_der, SnapshotData snapshot);
+
+  // ---- reads (any thread)
+  Result<std::vector<wire::Record>> Read(std::string_view device, uint64_t from,
+                                         size_t limit, size_t max_bytes = 4u << 20) const;
+  std::vector<StreamInfo> Catalogue() const;
+  Result<StreamInfo> Stream(std::string_view device) const;
+  Result<std::string> DeviceCert(std::string_view device) const;
+  Result<std::optional<KvItem>> KvGet(std::string_view device, std::string_view store,
+                                      std::string_view key) const;
+  // Live entries of `store` with key > start_after, in key order, at most limit.
+  Result<std::vector<KvItem>> KvList(std::string_view device, std::string_view store,
+                                     std::string_view start_after, size_t limit) const;
+  Result<SnapshotData> ReadSnapshot(std::string_view device) const;
+  // The whole view (expired entries too) as kept, and as rebuilt from the
+  // snapshot plus the events after it. The two must be equal.
+  Result<std::vector<KvItem>> KeptView(std::string_view device) const;
+  Result<std::vector<KvItem>> RebuildView(std::string_view device) const;
+  // Re-checks a stream end to end: chain, signatures, snapshot, rebuilt view.
+  Status Verify(std::string_view device) const;
+  std::vector<wire::ForkProof> Forks() const;
+
+  // ---- subscriptions
+  // A pull cursor from seq `from` (>= 1): snapshot first when from <= snapshot.
+  Result<std::unique_ptr<Cursor>> OpenCursor(std::string_view device,
+                                             uint64_t from) const;
+  // Push: `callback` gets the snapshot (if any), stored events, then live ones,
+  // on the delivery thread, with no gap and no duplicate.
+  Result<std::unique_ptr<Subscription>> Subscribe(
+      std::string_view device, uint64_t from,
+      std::function<void(const Delivery&)> callback);
+  void SetCommitListener(CommitListener listener);
+
+  Store* store() { return store_.get(); }
+  Clock* clock() const { return options_.clock; }
+
+ private:
+  friend class Cursor;
+  friend class Subscription;
+  using Op = internal::Op;
+  using Group = internal::Group;
+  using SubState = internal::SubState;
+
+  explicit Journal(JournalOptions options);
+  Status Load();
+  Status LoadStream(const std::string& device, const wire::StreamMeta& meta);
+
+  // writer thread (writer.cc)
+  void Submit(std::unique_ptr<Op> op);
+  void WriterLoop();
+  void RunAppendGroup(std::vector<std::unique_ptr<Op>>& ops);
+  Status BuildAppend(Op& op, Group& group);
+  void SignGroup(Group& group);
+  void FinishCommit(const std::map<std::string, wire::StreamMeta>& metas);
+  void MaybeSnapshot(const std::string& device);
+  Status Poisoned() const;
+
+  // replication input (replica.cc)
+  Result<ApplyOutcome> DoApply(Op& op);
+  Result<std::shared_ptr<const DevicePublicKey>> KeyFor(const std::string& device,
+                                                        std::string_view cert_der);
+  Status RecordFork(const std::string& device, const DevicePublicKey& key,
+                    const wire::StreamMeta& meta,
+                    const std::vector<wire::Record>& records, size_t i,
+                    const std::string& our_hash);
+  Result<uint64_t> DoInstall(Op& op);
+
+  // snapshots (snapshot.cc)
+  Result<uint64_t> DoSnapshot(const std::string& device);
+  Status CheckSnapshot(const SnapshotData& snap, const DevicePublicKey& key) const;
+  Status CheckSnapshotAgainstEvents(const wire::SnapshotHeader& h,
+                                    const wire::StreamMeta& meta);
+  Status DropExpired(leveldb::WriteBatch* batch, const std::string& device,
+                     uint64_t max_rev, int64_t at_us);
+  Result<SnapshotData> ReadSnapshotAt(std::string_view device,
+                                      const leveldb::Snapshot* snap) const;
+
+  // reads (reader.cc)
+  Result<std::vector<wire::Record>> ReadAt(std::string_view device, uint64_t from,
+                                           uint64_t to, size_t max_bytes,
+                                           bool end_at_signed,
+                                           const leveldb::Snapshot* snap) const;
+  Result<std::optional<wire::StreamMeta>> MetaAt(std::string_view device,
+                                                 const leveldb::Snapshot* snap) const;
+
+  // subscriptions (subscription.cc)
+  void DeliveryLoop();
+  void NotifySubscribers(const std::string& device);
+  void Unsubscribe(const std::shared_ptr<SubState>& sub);
+
+  JournalOptions options_;
+  std::unique_ptr<Store> store_;
+  std::map<std::string, std::shared_ptr<DeviceSigner>> signers_;
+
+  mutable std::mutex mu_;  // guards streams_, queue_, stopping_, poisoned_, listener_
+  std::map<std::string, std::unique_ptr<internal::StreamState>> streams_;
+  std::deque<std::unique_ptr<Op>> queue_;
+  std::condition_variable queue_cv_;
+  bool stopping_ = false;
+  Status poisoned_;
+  CommitListener listener_;
+  std::thread writer_;
+
+  std::mutex sub_mu_;  // guards subs_, ready_, delivering_, sub_stopping_
+  std::condition_variable sub_cv_;
+  std::map<std::string, std::set<std::shared_ptr<SubState>>> subs_;
+  std::deque<std::shared_ptr<SubState>> ready_;
+  SubState* delivering_ = nullptr;
+  bool sub_stopping_ = false;
+  std::thread delivery_;
+};
+
+// A pull cursor over one stream: each Next() returns the next piece (a snapshot,
+// or records ending at a signed record), or an empty Delivery when caught up.
+// Thread-safety: one thread at a time; the Journal must outlive it.
+class Cursor {
+ public:
+  Cursor(const Journal* journal, std::string device, uint64_t from);
+  Delivery Next(size_t max_bytes = 1u << 20);
+  uint64_t next_seq() const { return next_; }
+  const std::string& device() const { return device_; }
+
+ private:
+  const Journal* journal_;
+  std::string device_;
+  uint64_t next_;
+};
+
+// Keeps a push subscription alive; destroying it stops deliveries (waiting for a
+// callback in progress unless called from inside that callback).
+class Subscription {
+ public:
+  Subscription(Journal* journal, std::shared_ptr<internal::SubState> state);
+  ~Subscription();
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+
+ private:
+  Journal* journal_;
+  std::shared_ptr<internal::SubState> state_;
+};
+
+}  // namespace cairn::journal

@@ -1,0 +1,95 @@
+// Internals shared by the journal's .cc files. Not part of the public API.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "journal/journal.h"
+#include "journal/kv.h"
+#include "journal/layout.h"
+
+namespace cairn::journal {
+
+namespace internal {
+
+struct StreamState {
+  wire::StreamMeta meta;
+  std::shared_ptr<const DevicePublicKey> key;  // set once the cert was verified
+  int64_t last_snapshot_mono_us = 0;
+};
+
+struct Op {
+  enum class Kind { kAppend, kApply, kSnapshot, kInstall };
+  Kind kind = Kind::kAppend;
+  std::string device;
+  std::vector<NewEvent> events;       // kAppend
+  std::string cert_der;               // kApply, kInstall
+  std::vector<wire::Record> records;  // kApply
+  SnapshotData snapshot;              // kInstall
+  size_t bytes = 0;
+  std::function<void(Result<SeqRange>)> on_append;
+  std::function<void(Result<ApplyOutcome>)> on_apply;
+  std::function<void(Result<uint64_t>)> on_seq;  // kSnapshot, kInstall
+  // Filled while a group is built.
+  Status status;
+  SeqRange range;
+};
+
+// Holds a LevelDB snapshot (a consistent read view) for its lifetime.
+class SnapshotHold {
+ public:
+  explicit SnapshotHold(leveldb::DB* db) : db_(db), snap_(db->GetSnapshot()) {}
+  ~SnapshotHold() { db_->ReleaseSnapshot(snap_); }
+  SnapshotHold(const SnapshotHold&) = delete;
+  SnapshotHold& operator=(const SnapshotHold&) = delete;
+  const leveldb::Snapshot* get() const { return snap_; }
+
+ private:
+  leveldb::DB* db_;
+  const leveldb::Snapshot* snap_;
+};
+
+// KV view changes of one WriteBatch: reads see earlier changes of the same batch.
+class KvOverlay {
+ public:
+  explicit KvOverlay(const Store* store) : store_(store) {}
+  Result<std::optional<wire::KvEntry>> Get(const std::string& kv_key);
+  void Set(const std::string& kv_key, std::optional<wire::KvEntry> entry);
+  // Applies `record` if it is a well-formed KV event; other records are opaque.
+  Status ApplyEvent(std::string_view device, const wire::Record& record);
+  void Flush(leveldb::WriteBatch* batch) const;
+
+ private:
+  const Store* store_;
+  std::map<std::string, std::optional<wire::KvEntry>> changes_;
+};
+
+struct Group {
+  explicit Group(const Store* store) : kv(store) {}
+  leveldb::WriteBatch batch;
+  std::map<std::string, wire::StreamMeta> metas;             // working copies
+  std::map<std::string, std::vector<wire::Record>> records;  // new, per device
+  KvOverlay kv;
+  size_t bytes = 0;
+};
+
+// Puts every record of `group.records` and every meta into the batch.
+void EncodeGroup(Group& group);  // writer.cc
+
+// A push subscription's state (subscription.cc).
+struct SubState {
+  std::string device;
+  std::unique_ptr<Cursor> cursor;
+  std::function<void(const Delivery&)> callback;
+  bool queued = false;     // in ready_
+  bool cancelled = false;  // the Subscription was destroyed
+  bool failed = false;     // delivered a non-ok status; no more deliveries
+};
+
+}  // namespace internal
+
+StreamInfo ToInfo(const std::string& device, const wire::StreamMeta& meta);
+KvItem ToItem(const std::string& store, const std::string& key, const wire::KvEntry& e);
+
+}  // namespace cairn::journal

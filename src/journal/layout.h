@@ -1,0 +1,41 @@
+// The journal's LevelDB key layout (one LevelDB per node). Integers are big-endian
+// so byte order is numeric order; device ids, stores and keys are length-prefixed
+// so one id is never a prefix of another. Values are cairn.proto messages.
+//
+//   'm' lp(device)                  -> StreamMeta
+//   'e' lp(device) u64(seq)         -> Record
+//   's' lp(device) u32(0)           -> SnapshotHeader of the current snapshot
+//   's' lp(device) u32(i), i >= 1   -> SnapshotChunk i of it (each at most 1 MiB)
+//   'v' lp(device) lp(store) key    -> KvEntry (key raw: a store's keys sort as bytes)
+//   'p' lp(node id)                 -> PeerRecord
+//   'f' lp(device) u64(seq)         -> ForkProof
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace cairn::journal::layout {
+
+std::string MetaKey(std::string_view device);
+inline constexpr std::string_view kMetaPrefix = "m";
+std::string EventKey(std::string_view device, uint64_t seq);
+std::string EventPrefix(std::string_view device);
+std::string SnapshotKey(std::string_view device, uint32_t index);
+std::string KvKey(std::string_view device, std::string_view store, std::string_view key);
+std::string KvPrefix(std::string_view device);
+std::string KvStorePrefix(std::string_view device, std::string_view store);
+std::string PeerKey(std::string_view node_id);
+inline constexpr std::string_view kPeerPrefix = "p";
+std::string ForkKey(std::string_view device, uint64_t seq);
+inline constexpr std::string_view kForkPrefix = "f";
+
+// Parsers return false on a key of another shape.
+bool ParseMetaKey(std::string_view key, std::string* device);
+bool ParseEventKey(std::string_view key, std::string* device, uint64_t* seq);
+bool ParseKvKey(std::string_view key, std::string* device, std::string* store,
+                std::string* kv_key);
+
+}  // namespace cairn::journal::layout

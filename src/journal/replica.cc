@@ -1,0 +1,237 @@
+// Replication input: records and snapshots of devices we are not the source of.
+// Nothing a relay says is trusted: every record is checked back to its device.
+#include <future>
+
+#include "base/bytes.h"
+#include "journal/chain.h"
+#include "journal/journal_internal.h"
+
+namespace cairn::journal {
+
+using internal::Group;
+using internal::Op;
+
+namespace {
+
+std::string At(const std::string& device, uint64_t seq) {
+  return "record " + std::to_string(seq) + " of '" + device + "'";
+}
+
+// Records must be sorted and contiguous, each carrying a 32-byte hash.
+Status CheckShape(const std::string& device, const std::vector<wire::Record>& records) {
+  for (size_t i = 0; i < records.size(); ++i) {
+    const wire::Record& r = records[i];
+    if (i > 0 && r.seq() != records[i - 1].seq() + 1) {
+      return Status::InvalidArgument(At(device, r.seq()) + " follows " +
+                                     std::to_string(records[i - 1].seq()) +
+                                     ": records are out of order or have a gap");
+    }
+    if (r.seq() == 0 || r.hash().size() != kHashBytes) {
+      return Status::InvalidArgument(At(device, r.seq()) + " is malformed");
+    }
+    if (r.type().empty() || r.type().size() > kMaxTypeBytes ||
+        r.payload().size() > kMaxPayloadBytes) {
+      return Status::InvalidArgument(At(device, r.seq()) + " exceeds the record limits");
+    }
+  }
+  return Status::Ok();
+}
+
+// Checks that records[from..] chain from `prev` and returns the index of the last
+// signed record whose signature verifies, or -1 when none is signed.
+Result<long> CheckChain(const std::string& device, const DevicePublicKey& key,
+                        std::string prev, const std::vector<wire::Record>& records,
+                        size_t from) {
+  long signed_at = -1;
+  for (size_t i = from; i < records.size(); ++i) {
+    const wire::Record& r = records[i];
+    if (ChainHashOf(prev, device, r) != r.hash()) {
+      return Status::Corruption(At(device, r.seq()) +
+                                " does not chain to the record before it (forged or "
+                                "reordered)");
+    }
+    prev = r.hash();
+    if (!r.sig().empty()) signed_at = static_cast<long>(i);
+  }
+  if (signed_at >= 0) {
+    const wire::Record& r = records[static_cast<size_t>(signed_at)];
+    if (!key.Verify(EventSigMessage(device, r.seq(), r.hash()), r.sig())) {
+      return Status::Corruption(At(device, r.seq()) +
+                                " carries a signature that does not verify with the "
+                                "device key");
+    }
+  }
+  return signed_at;
+}
+
+}  // namespace
+
+// records[i] differs from what we hold at its seq. If their version is validly
+// signed, that is a fork: keep ours, store the proof, refuse theirs.
+Status Journal::RecordFork(const std::string& device, const DevicePublicKey& key,
+                           const wire::StreamMeta& meta,
+                           const std::vector<wire::Record>& records, size_t i,
+                           const std::string& our_hash) {
+  const uint64_t seq = records[i].seq();
+  std::string prev;
+  if (i > 0) {
+    prev = records[i - 1].hash();
+  } else if (seq == 1) {
+    prev = GenesisHash(device, key.raw());
+  } else if (seq - 1 == meta.snapshot()) {
+    prev = meta.snapshot_hash();
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(
+        auto before, store_->GetProto<wire::Record>(layout::EventKey(device, seq - 1)));
+    if (!before) {
+      return Status::Corruption(At(device, seq) +
+                                " differs from ours and cannot be checked");
+    }
+    prev = before->hash();
+  }
+  CAIRN_ASSIGN_OR_RETURN(long signed_at, CheckChain(device, key, prev, records, i));
+  if (signed_at < 0) {
+    return Status::Corruption(At(device, seq) +
+                              " differs from ours and carries no signature");
+  }
+  wire::ForkProof proof;
+  proof.set_device(device);
+  proof.set_seq(seq);
+  proof.set_our_hash(our_hash);
+  proof.set_detected_us(options_.clock->NowMicros());
+  for (size_t k = i; k <= static_cast<size_t>(signed_at); ++k)
+    *proof.add_theirs() = records[k];
+  leveldb::WriteBatch batch;
+  batch.Put(layout::ForkKey(device, seq), proof.SerializeAsString());
+  CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
+  return Status::Fork("fork in '" + device + "' at seq " + std::to_string(seq) +
+                      ": a validly signed record differs from ours (ours " +
+                      ShortHex(our_hash) + ", theirs " + ShortHex(records[i].hash()) +
+                      "); kept ours, proof stored");
+}
+
+Result<ApplyOutcome> Journal::Apply(std::string_view device, std::string_view cert_der,
+                                    std::vector<wire::Record> records) {
+  auto op = std::make_unique<Op>();
+  op->kind = Op::Kind::kApply;
+  op->device = std::string(device);
+  op->cert_der = std::string(cert_der);
+  op->records = std::move(records);
+  std::promise<Result<ApplyOutcome>> done;
+  auto f = done.get_future();
+  op->on_apply = [&done](Result<ApplyOutcome> r) { done.set_value(std::move(r)); };
+  Submit(std::move(op));
+  return f.get();
+}
+
+Result<std::shared_ptr<const DevicePublicKey>> Journal::KeyFor(
+    const std::string& device, std::string_view cert_der) {
+  std::shared_ptr<const DevicePublicKey> known;
+  std::string stored_cert;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto it = streams_.find(device); it != streams_.end()) {
+      known = it->second->key;
+      stored_cert = it->second->meta.device_cert();
+    }
+  }
+  if (known && (cert_der.empty() || cert_der == known->cert_der())) return known;
+  std::string_view cert = cert_der.empty() ? std::string_view(stored_cert) : cert_der;
+  if (cert.empty()) {
+    return Status::FailedPrecondition("no certificate known for device '" + device + "'");
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto key, options_.ca->VerifyDevice(cert, device));
+  if (known && known->raw() != key->raw()) {
+    return Status::PermissionDenied("certificate for '" + device +
+                                    "' carries another key than its stream");
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  if (auto it = streams_.find(device); it != streams_.end()) it->second->key = key;
+  return key;
+}
+
+Result<ApplyOutcome> Journal::DoApply(Op& op) {
+  CAIRN_RETURN_IF_ERROR(Poisoned());
+  const std::string& device = op.device;
+  CAIRN_RETURN_IF_ERROR(ValidateDeviceId(device));
+  if (signers_.count(device)) {
+    return Status::PermissionDenied("this node is the source of '" + device +
+                                    "'; it does not accept its records from peers");
+  }
+  CAIRN_RETURN_IF_ERROR(CheckShape(device, op.records));
+  CAIRN_ASSIGN_OR_RETURN(auto key, KeyFor(device, op.cert_der));
+  wire::StreamMeta meta;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = streams_.find(device);
+    if (it != streams_.end() && !it->second->meta.head_hash().empty()) {
+      meta = it->second->meta;
+    } else {
+      meta.set_first(1);
+      meta.set_head_hash(GenesisHash(device, key->raw()));
+    }
+  }
+  meta.set_device_cert(key->cert_der());
+  ApplyOutcome out;
+  out.last = meta.last();
+  if (op.records.empty()) return out;
+
+  // Skip what we already hold; a different record at a held seq may be a fork.
+  size_t i = 0;
+  for (; i < op.records.size() && op.records[i].seq() <= meta.last(); ++i) {
+    const wire::Record& r = op.records[i];
+    if (r.seq() <= meta.snapshot() && r.seq() < meta.first()) {
+      ++out.duplicates;  // compacted into our snapshot; nothing to compare with
+      continue;
+    }
+    std::string ours = meta.head_hash();
+    if (r.seq() != meta.last()) {
+      CAIRN_ASSIGN_OR_RETURN(
+          auto stored, store_->GetProto<wire::Record>(layout::EventKey(device, r.seq())));
+      if (!stored)
+        return Status::Corruption(At(device, r.seq()) + " is missing from " +
+                                  store_->path());
+      ours = stored->hash();
+    }
+    if (ours == r.hash()) {
+      ++out.duplicates;
+      continue;
+    }
+    return RecordFork(device, *key, meta, op.records, i, ours);
+  }
+  if (i == op.records.size()) return out;
+  if (op.records[i].seq() != meta.last() + 1) {
+    return Status::FailedPrecondition("gap in '" + device + "': we hold up to " +
+                                      std::to_string(meta.last()) + ", got " +
+                                      std::to_string(op.records[i].seq()));
+  }
+  CAIRN_ASSIGN_OR_RETURN(long signed_at,
+                         CheckChain(device, *key, meta.head_hash(), op.records, i));
+  if (signed_at < 0) {
+    out.pending = op.records.size() - i;
+    return out;
+  }
+  Group group(store_.get());
+  auto& recs = group.records[device];
+  for (size_t k = i; k <= static_cast<size_t>(signed_at); ++k) {
+    wire::Record r = std::move(op.records[k]);
+    // Only the signature we verified is kept: a relay never serves an unchecked one.
+    if (k != static_cast<size_t>(signed_at)) r.clear_sig();
+    CAIRN_RETURN_IF_ERROR(group.kv.ApplyEvent(device, r));
+    meta.set_last(r.seq());
+    meta.set_head_hash(r.hash());
+    meta.set_last_time_us(r.time_us());
+    meta.set_last_sig(r.sig());
+    recs.push_back(std::move(r));
+  }
+  out.applied = recs.size();
+  out.pending = op.records.size() - static_cast<size_t>(signed_at) - 1;
+  out.last = meta.last();
+  group.metas[device] = meta;
+  internal::EncodeGroup(group);
+  CAIRN_RETURN_IF_ERROR(store_->Write(&group.batch, options_.sync_writes));
+  FinishCommit(group.metas);
+  return out;
+}
+
+}  // namespace cairn::journal

@@ -1,0 +1,290 @@
+// Snapshots: the signed KV view of a device at a seq. Making one at the source,
+// or installing a verified one from a peer, compacts the events at or below it in
+// the same WriteBatch.
+#include <future>
+
+#include "journal/chain.h"
+#include "journal/journal_internal.h"
+
+namespace cairn::journal {
+
+using internal::Op;
+
+namespace {
+
+std::unique_ptr<Op> SeqOp(Op::Kind kind, std::promise<Result<uint64_t>>* done) {
+  auto op = std::make_unique<Op>();
+  op->kind = kind;
+  op->on_seq = [done](Result<uint64_t> r) { done->set_value(std::move(r)); };
+  return op;
+}
+
+// Deletes events [from, to] and snapshot chunks past `keep_chunks` of the old one.
+void Compact(leveldb::WriteBatch* batch, const std::string& device,
+             const wire::StreamMeta& old, uint64_t to, uint32_t keep_chunks) {
+  for (uint64_t s = old.first(); s <= to && s <= old.last(); ++s) {
+    batch->Delete(layout::EventKey(device, s));
+  }
+  for (uint32_t c = keep_chunks + 1; c <= old.snapshot_chunks(); ++c) {
+    batch->Delete(layout::SnapshotKey(device, c));
+  }
+}
+
+void PutSnapshot(leveldb::WriteBatch* batch, const SnapshotData& snap) {
+  const std::string& device = snap.header.device();
+  batch->Put(layout::SnapshotKey(device, 0), snap.header.SerializeAsString());
+  for (size_t i = 0; i < snap.chunks.size(); ++i) {
+    batch->Put(layout::SnapshotKey(device, static_cast<uint32_t>(i + 1)),
+               snap.chunks[i].SerializeAsString());
+  }
+}
+
+}  // namespace
+
+Result<uint64_t> Journal::Snapshot(std::string_view device) {
+  std::promise<Result<uint64_t>> done;
+  auto f = done.get_future();
+  auto op = SeqOp(Op::Kind::kSnapshot, &done);
+  op->device = std::string(device);
+  Submit(std::move(op));
+  return f.get();
+}
+
+Result<uint64_t> Journal::InstallSnapshot(std::string_view cert_der,
+                                          SnapshotData snapshot) {
+  std::promise<Result<uint64_t>> done;
+  auto f = done.get_future();
+  auto op = SeqOp(Op::Kind::kInstall, &done);
+  op->device = snapshot.header.device();
+  op->cert_der = std::string(cert_der);
+  op->snapshot = std::move(snapshot);
+  Submit(std::move(op));
+  return f.get();
+}
+
+Result<uint64_t> Journal::DoSnapshot(const std::string& device) {
+  CAIRN_RETURN_IF_ERROR(Poisoned());
+  auto signer = signers_.find(device);
+  if (signer == signers_.end()) {
+    return Status::PermissionDenied("only the source of '" + device +
+                                    "' can snapshot it; this node does not hold its key");
+  }
+  wire::StreamMeta meta;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    meta = streams_.at(device)->meta;
+  }
+  if (meta.last() == 0)
+    return Status::FailedPrecondition("'" + device + "' has no events");
+  if (meta.last() == meta.snapshot()) return meta.snapshot();
+
+  // Entries expired by the time of the head event are dropped: the snapshot is a
+  // function of the stream alone, the same on every node that rebuilds it.
+  SnapshotData snap;
+  wire::SnapshotHeader& h = snap.header;
+  h.set_device(device);
+  h.set_seq(meta.last());
+  h.set_hash(meta.head_hash());
+  h.set_time_us(meta.last_time_us());
+  leveldb::WriteBatch batch;
+  SnapshotDigester digest;
+  size_t chunk_bytes = 0;
+  const std::string prefix = layout::KvPrefix(device);
+  auto it = store_->NewIterator();
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string d, store, key;
+    wire::SnapshotEntry e;
+    if (!layout::ParseKvKey(it->key().ToString(), &d, &store, &key) ||
+        !e.mutable_entry()->ParseFromArray(it->value().data(),
+                                           static_cast<int>(it->value().size()))) {
+      return Status::Corruption(store_->path() + ": KV entry of '" + device +
+                                "' is damaged");
+    }
+    if (KvExpired(e.entry(), h.time_us())) {
+      batch.Delete(it->key());
+      continue;
+    }
+    e.set_store(std::move(store));
+    e.set_key(std::move(key));
+    const size_t n = e.ByteSizeLong();
+    if (snap.chunks.empty() || chunk_bytes + n > kMaxSnapshotChunkBytes) {
+      snap.chunks.emplace_back();
+      chunk_bytes = 0;
+    }
+    chunk_bytes += n + 8;
+    digest.Add(e);
+    *snap.chunks.back().add_entries() = std::move(e);
+  }
+  CAIRN_RETURN_IF_ERROR(store_->Convert(it->status(), "reading the KV view"));
+  h.set_chunks(static_cast<uint32_t>(snap.chunks.size()));
+  h.set_digest(digest.Final());
+  h.set_sig(signer->second->Sign(SnapshotSigMessage(h)));
+
+  PutSnapshot(&batch, snap);
+  Compact(&batch, device, meta, h.seq(), h.chunks());
+  wire::StreamMeta next = meta;
+  next.set_snapshot(h.seq());
+  next.set_first(h.seq() + 1);
+  next.set_snapshot_chunks(h.chunks());
+  next.set_snapshot_hash(h.hash());
+  batch.Put(layout::MetaKey(device), next.SerializeAsString());
+  CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    streams_.at(device)->last_snapshot_mono_us = options_.clock->MonotonicMicros();
+  }
+  FinishCommit({{device, next}});
+  return h.seq();
+}
+
+// A snapshot from a peer must be signed by the device, match its digest, and agree
+// with the events we hold at its seq.
+Status Journal::CheckSnapshot(const SnapshotData& snap,
+                              const DevicePublicKey& key) const {
+  const wire::SnapshotHeader& h = snap.header;
+  const std::string what =
+      "snapshot of '" + h.device() + "' at " + std::to_string(h.seq());
+  if (h.seq() == 0 || h.hash().size() != kHashBytes || h.chunks() != snap.chunks.size()) {
+    return Status::InvalidArgument(what + " is malformed");
+  }
+  SnapshotDigester digest;
+  for (const auto& chunk : snap.chunks) {
+    if (chunk.ByteSizeLong() > kMaxSnapshotChunkBytes + (64u << 10)) {
+      return Status::InvalidArgument(what + " has a chunk over the 1 MiB limit");
+    }
+    for (const auto& e : chunk.entries()) digest.Add(e);
+  }
+  if (digest.Final() != h.digest()) {
+    return Status::Corruption(what + ": entries do not match the signed digest");
+  }
+  if (!key.Verify(SnapshotSigMessage(h), h.sig())) {
+    return Status::Corruption(what + ": signature does not verify with the device key");
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> Journal::DoInstall(Op& op) {
+  CAIRN_RETURN_IF_ERROR(Poisoned());
+  const SnapshotData& snap = op.snapshot;
+  const wire::SnapshotHeader& h = snap.header;
+  const std::string& device = h.device();
+  CAIRN_RETURN_IF_ERROR(ValidateDeviceId(device));
+  if (signers_.count(device)) {
+    return Status::PermissionDenied("this node is the source of '" + device + "'");
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto key, KeyFor(device, op.cert_der));
+  CAIRN_RETURN_IF_ERROR(CheckSnapshot(snap, *key));
+  wire::StreamMeta meta;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = streams_.find(device);
+    if (it != streams_.end() && !it->second->meta.head_hash().empty()) {
+      meta = it->second->meta;
+    } else {
+      meta.set_first(1);
+      meta.set_head_hash(GenesisHash(device, key->raw()));
+    }
+  }
+  if (h.seq() <= meta.snapshot()) return meta.snapshot();  // we already have as much
+  leveldb::WriteBatch batch;
+  wire::StreamMeta next = meta;
+  next.set_device_cert(key->cert_der());
+  if (h.seq() <= meta.last()) {
+    CAIRN_RETURN_IF_ERROR(CheckSnapshotAgainstEvents(h, meta));
+    CAIRN_RETURN_IF_ERROR(DropExpired(&batch, device, h.seq(), h.time_us()));
+  } else {
+    // The peer is ahead of everything we hold: the snapshot replaces our view.
+    CAIRN_RETURN_IF_ERROR(DropExpired(&batch, device, UINT64_MAX, INT64_MIN));
+    for (const auto& chunk : snap.chunks) {
+      for (const auto& e : chunk.entries()) {
+        batch.Put(layout::KvKey(device, e.store(), e.key()),
+                  e.entry().SerializeAsString());
+      }
+    }
+    next.set_last(h.seq());
+    next.set_head_hash(h.hash());
+    next.set_last_time_us(h.time_us());
+    next.clear_last_sig();
+  }
+  PutSnapshot(&batch, snap);
+  Compact(&batch, device, meta, h.seq(), h.chunks());
+  next.set_snapshot(h.seq());
+  next.set_first(h.seq() + 1);
+  next.set_snapshot_chunks(h.chunks());
+  next.set_snapshot_hash(h.hash());
+  batch.Put(layout::MetaKey(device), next.SerializeAsString());
+  CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
+  FinishCommit({{device, next}});
+  return h.seq();
+}
+
+Status Journal::CheckSnapshotAgainstEvents(const wire::SnapshotHeader& h,
+                                           const wire::StreamMeta& meta) {
+  std::string ours = meta.head_hash();
+  if (h.seq() != meta.last()) {
+    CAIRN_ASSIGN_OR_RETURN(auto stored, store_->GetProto<wire::Record>(
+                                            layout::EventKey(h.device(), h.seq())));
+    if (!stored)
+      return Status::Corruption("event " + std::to_string(h.seq()) + " missing");
+    ours = stored->hash();
+  }
+  if (ours == h.hash()) return Status::Ok();
+  wire::ForkProof proof;
+  proof.set_device(h.device());
+  proof.set_seq(h.seq());
+  proof.set_our_hash(ours);
+  proof.set_detected_us(options_.clock->NowMicros());
+  wire::Record* theirs = proof.add_theirs();
+  theirs->set_seq(h.seq());
+  theirs->set_hash(h.hash());
+  theirs->set_sig(h.sig());
+  leveldb::WriteBatch batch;
+  batch.Put(layout::ForkKey(h.device(), h.seq()), proof.SerializeAsString());
+  CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
+  return Status::Fork("fork in '" + h.device() + "' at seq " + std::to_string(h.seq()) +
+                      ": a signed snapshot disagrees with our events; kept ours");
+}
+
+// Deletes view entries of `device` with rev <= max_rev that have expired at
+// `at_us` (all of them when at_us is INT64_MIN).
+Status Journal::DropExpired(leveldb::WriteBatch* batch, const std::string& device,
+                            uint64_t max_rev, int64_t at_us) {
+  const std::string prefix = layout::KvPrefix(device);
+  auto it = store_->NewIterator();
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    wire::KvEntry e;
+    if (!e.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status::Corruption(store_->path() + ": KV entry of '" + device +
+                                "' is damaged");
+    }
+    if (at_us == INT64_MIN || (e.rev() <= max_rev && KvExpired(e, at_us))) {
+      batch->Delete(it->key());
+    }
+  }
+  return store_->Convert(it->status(), "reading the KV view");
+}
+
+Result<SnapshotData> Journal::ReadSnapshot(std::string_view device) const {
+  return ReadSnapshotAt(device, nullptr);
+}
+
+Result<SnapshotData> Journal::ReadSnapshotAt(std::string_view device,
+                                             const leveldb::Snapshot* at) const {
+  SnapshotData snap;
+  CAIRN_ASSIGN_OR_RETURN(auto header, store_->GetProto<wire::SnapshotHeader>(
+                                          layout::SnapshotKey(device, 0), at));
+  if (!header) return Status::NotFound("'" + std::string(device) + "' has no snapshot");
+  snap.header = std::move(*header);
+  for (uint32_t i = 1; i <= snap.header.chunks(); ++i) {
+    CAIRN_ASSIGN_OR_RETURN(auto chunk, store_->GetProto<wire::SnapshotChunk>(
+                                           layout::SnapshotKey(device, i), at));
+    if (!chunk) {
+      return Status::Corruption(store_->path() + ": snapshot chunk " + std::to_string(i) +
+                                " of '" + std::string(device) + "' is missing");
+    }
+    snap.chunks.push_back(std::move(*chunk));
+  }
+  return snap;
+}
+
+}  // namespace cairn::journal

@@ -1,0 +1,256 @@
+// The writer thread: every mutation of the journal, in order. Consecutive appends
+// are group-committed: one WriteBatch, one fsync, one signature per device.
+#include <future>
+
+#include "journal/chain.h"
+#include "journal/journal_internal.h"
+
+namespace cairn::journal {
+
+using internal::Group;
+using internal::Op;
+
+namespace internal {
+
+void EncodeGroup(Group& group) {
+  std::string value;
+  for (const auto& [device, records] : group.records) {
+    for (const auto& r : records) {
+      r.SerializeToString(&value);
+      group.batch.Put(layout::EventKey(device, r.seq()), value);
+    }
+  }
+  for (const auto& [device, meta] : group.metas) {
+    group.batch.Put(layout::MetaKey(device), meta.SerializeAsString());
+  }
+  group.kv.Flush(&group.batch);
+}
+
+}  // namespace internal
+
+namespace {
+
+Status ValidateEvents(const std::string& device, const std::vector<NewEvent>& events) {
+  if (events.empty()) return Status::InvalidArgument("append of no events");
+  if (events.size() > kMaxEventsPerAppend) {
+    return Status::InvalidArgument("append of " + std::to_string(events.size()) +
+                                   " events exceeds the limit of " +
+                                   std::to_string(kMaxEventsPerAppend));
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    const NewEvent& e = events[i];
+    const std::string where = "event " + std::to_string(i) + " for '" + device + "'";
+    if (e.type.empty() || e.type.size() > kMaxTypeBytes) {
+      return Status::InvalidArgument(where + ": type must be 1 to 64 bytes");
+    }
+    if (e.payload.size() > kMaxPayloadBytes) {
+      return Status::InvalidArgument(where + ": payload of " +
+                                     std::to_string(e.payload.size()) +
+                                     " bytes exceeds the limit of 1 MiB");
+    }
+    if (IsKvType(e.type)) {
+      Result<KvOp> op = ParseKvOp(e.type, e.payload);
+      if (!op.ok()) return op.status().WithContext(where);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<SeqRange> Journal::Append(std::string_view device, std::vector<NewEvent> events) {
+  std::promise<Result<SeqRange>> done;
+  auto f = done.get_future();
+  AppendAsync(std::string(device), std::move(events),
+              [&done](Result<SeqRange> r) { done.set_value(std::move(r)); });
+  return f.get();
+}
+
+void Journal::AppendAsync(std::string device, std::vector<NewEvent> events,
+                          AppendCallback done) {
+  auto op = std::make_unique<Op>();
+  op->kind = Op::Kind::kAppend;
+  op->device = std::move(device);
+  for (const auto& e : events) op->bytes += e.payload.size() + e.type.size();
+  op->events = std::move(events);
+  op->on_append = std::move(done);
+  Submit(std::move(op));
+}
+
+void Journal::Submit(std::unique_ptr<Op> op) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!stopping_) {
+      queue_.push_back(std::move(op));
+      queue_cv_.notify_one();
+      return;
+    }
+  }
+  const Status closing = Status::Unavailable("journal is shutting down");
+  if (op->on_append) op->on_append(closing);
+  if (op->on_apply) op->on_apply(closing);
+  if (op->on_seq) op->on_seq(closing);
+}
+
+Status Journal::Poisoned() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return poisoned_;
+}
+
+void Journal::WriterLoop() {
+  for (;;) {
+    std::vector<std::unique_ptr<Op>> ops;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and every queued op is done
+      size_t bytes = 0;
+      // Consecutive appends form one group, within the group bounds.
+      do {
+        bytes += queue_.front()->bytes;
+        ops.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      } while (ops.front()->kind == Op::Kind::kAppend && !queue_.empty() &&
+               queue_.front()->kind == Op::Kind::kAppend &&
+               ops.size() < options_.max_group_appends &&
+               bytes < options_.max_group_bytes);
+    }
+    Op& first = *ops.front();
+    switch (first.kind) {
+      case Op::Kind::kAppend:
+        RunAppendGroup(ops);
+        break;
+      case Op::Kind::kApply:
+        first.on_apply(DoApply(first));
+        break;
+      case Op::Kind::kSnapshot:
+        first.on_seq(DoSnapshot(first.device));
+        break;
+      case Op::Kind::kInstall:
+        first.on_seq(DoInstall(first));
+        break;
+    }
+  }
+}
+
+Status Journal::BuildAppend(Op& op, Group& group) {
+  auto signer = signers_.find(op.device);
+  if (signer == signers_.end()) {
+    return Status::PermissionDenied("this node does not hold the key of device '" +
+                                    op.device + "'");
+  }
+  CAIRN_RETURN_IF_ERROR(ValidateEvents(op.device, op.events));
+  auto [mit, fresh] = group.metas.try_emplace(op.device);
+  if (fresh) {
+    std::lock_guard<std::mutex> l(mu_);
+    mit->second = streams_.at(op.device)->meta;
+  }
+  wire::StreamMeta& meta = mit->second;
+  auto& out = group.records[op.device];
+  const int64_t now = options_.clock->NowMicros();
+  op.range.first = meta.last() + 1;
+  for (NewEvent& e : op.events) {
+    wire::Record& r = out.emplace_back();
+    r.set_seq(meta.last() + 1);
+    r.set_time_us(now);
+    r.set_hash(ChainHash(meta.head_hash(), op.device, r.seq(), now, e.type, e.payload));
+    r.set_type(std::move(e.type));
+    r.set_payload(std::move(e.payload));
+    CAIRN_RETURN_IF_ERROR(group.kv.ApplyEvent(op.device, r));
+    meta.set_last(r.seq());
+    meta.set_head_hash(r.hash());
+    meta.set_last_time_us(now);
+  }
+  op.range.last = meta.last();
+  return Status::Ok();
+}
+
+// One signature per device per group, plus one every sign_every_bytes so that a
+// chunk ending at a signed record stays bounded.
+void Journal::SignGroup(Group& group) {
+  for (auto& [device, records] : group.records) {
+    if (records.empty()) continue;
+    const DeviceSigner& signer = *signers_.at(device);
+    size_t unsigned_bytes = 0;
+    for (size_t i = 0; i < records.size(); ++i) {
+      wire::Record& r = records[i];
+      unsigned_bytes += r.payload().size() + r.type().size() + 64;
+      if (i + 1 == records.size() || unsigned_bytes >= options_.sign_every_bytes) {
+        r.set_sig(signer.Sign(EventSigMessage(device, r.seq(), r.hash())));
+        unsigned_bytes = 0;
+      }
+    }
+    group.metas.at(device).set_last_sig(records.back().sig());
+  }
+}
+
+void Journal::RunAppendGroup(std::vector<std::unique_ptr<Op>>& ops) {
+  Status status = Poisoned();
+  Group group(store_.get());
+  for (auto& op : ops) {
+    if (!status.ok()) break;
+    // An invalid append fails alone; validation happens before it touches the group.
+    op->status = BuildAppend(*op, group);
+    if (!op->status.ok() && op->status.code() == Status::Code::kIOError)
+      status = op->status;
+  }
+  if (status.ok() && !group.metas.empty()) {
+    SignGroup(group);
+    internal::EncodeGroup(group);
+    status = store_->Write(&group.batch, options_.sync_writes);
+    if (!status.ok()) {
+      std::lock_guard<std::mutex> l(mu_);
+      poisoned_ = Status::UnknownOutcome("journal stopped after a failed write (" +
+                                         status.message() + "); restart the node");
+      status = poisoned_;
+    }
+  }
+  if (status.ok()) FinishCommit(group.metas);
+  for (auto& op : ops) {
+    if (!status.ok()) {
+      op->on_append(status);
+    } else if (!op->status.ok()) {
+      op->on_append(op->status);
+    } else {
+      op->on_append(op->range);
+    }
+  }
+  if (status.ok()) {
+    for (const auto& [device, meta] : group.metas) MaybeSnapshot(device);
+  }
+}
+
+void Journal::FinishCommit(const std::map<std::string, wire::StreamMeta>& metas) {
+  CommitListener listener;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [device, meta] : metas) {
+      auto& s = streams_[device];
+      if (!s) s = std::make_unique<internal::StreamState>();
+      s->meta = meta;
+    }
+    listener = listener_;
+  }
+  for (const auto& [device, meta] : metas) {
+    if (listener) listener(device, meta.last());
+    NotifySubscribers(device);
+  }
+}
+
+void Journal::MaybeSnapshot(const std::string& device) {
+  uint64_t since_events;
+  int64_t since_us;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    const auto& s = streams_.at(device);
+    since_events = s->meta.last() - s->meta.snapshot();
+    since_us = options_.clock->MonotonicMicros() - s->last_snapshot_mono_us;
+  }
+  const bool by_count = options_.snapshot_every_events > 0 &&
+                        since_events >= options_.snapshot_every_events;
+  const bool by_time = options_.snapshot_every_us > 0 && since_events > 0 &&
+                       since_us >= options_.snapshot_every_us;
+  if (by_count || by_time) (void)DoSnapshot(device);
+}
+
+}  // namespace cairn::journal
