@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# make-node.sh DIR NAME: makes DIR/NAME.key (Ed25519, mode 0600) and DIR/NAME.crt,
+# signed by the CA in DIR, CN = NAME. The certificate serves TLS as client and server,
+# and doubles as the device certificate of the device NAME (the node's own stream).
+#   CAIRN_CERT_DAYS  validity in days (default: 825)
+set -euo pipefail
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
+
+[[ $# -eq 2 ]] || die "usage: $prog DIR NAME"
+dir=$1 name=$2
+check_name "$name"
+require_openssl
+require_ca "$dir"
+refuse_existing_key "$dir/$name.key"
+
+make_key "$dir/$name.key"
+issue_cert "$dir" "$name" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth,clientAuth
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid"
+done_ok
+echo "$prog: wrote $dir/$name.key and $dir/$name.crt (CN=$name, TLS client+server, device)"
