@@ -161,10 +161,8 @@ void Endpoint::Release(Connection* connection) {
 }
 
 void Endpoint::Close(std::function<void()> done) {
-  if (!closing_) {
-    closing_ = true;
-    done_ = std::move(done);
-  }
+  closing_ = true;
+  if (done) done_.push_back(std::move(done));
   if (listening_) {
     listening_ = false;
     ++handles_closing_;
@@ -180,13 +178,10 @@ void Endpoint::Close(std::function<void()> done) {
 }
 
 void Endpoint::MaybeDone() {
-  if (!closing_ || !done_ || !connections_.empty() || listening_ ||
-      handles_closing_ > 0) {
-    return;
-  }
-  std::function<void()> done = std::move(done_);
-  done_ = nullptr;
-  done();
+  if (!closing_ || !connections_.empty() || listening_ || handles_closing_ > 0) return;
+  std::vector<std::function<void()>> done;
+  done.swap(done_);
+  for (auto& d : done) d();
 }
 
 }  // namespace cairn::tls

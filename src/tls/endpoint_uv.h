@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "tls/connection_uv.h"
@@ -50,8 +51,8 @@ class Endpoint {
                               ConnectionCallbacks callbacks);
 
   // Stops listening and closes every connection (orderly, reason "endpoint
-  // closing"); `done` runs on the loop once every handle is closed — immediately if
-  // none is open. Idempotent; only the first `done` is kept.
+  // closing"); `done` runs on the loop once every handle is closed — before Close
+  // returns if none is open. May be called again; every `done` runs once.
   void Close(std::function<void()> done);
 
   size_t connection_count() const { return connections_.size(); }
@@ -80,7 +81,7 @@ class Endpoint {
   bool listening_ = false;   // listener_ is initialized and not yet closed
   int handles_closing_ = 0;  // listener and rejected sockets being closed
   bool closing_ = false;
-  std::function<void()> done_;
+  std::vector<std::function<void()>> done_;
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::unique_ptr<Connection>> connections_;
   // One read buffer for every connection: reads are processed before the next one.
