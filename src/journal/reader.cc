@@ -54,8 +54,11 @@ Result<std::vector<wire::Record>> Journal::Read(std::string_view device, uint64_
                                                 size_t limit, size_t max_bytes) const {
   SnapshotHold hold(store_->db());
   CAIRN_ASSIGN_OR_RETURN(auto meta, MetaAt(device, hold.get()));
-  if (!meta)
-    return Status::NotFound("no stream for device '" + std::string(device) + "'");
+  if (!meta) {
+    // A device we are the source of exists before its first append.
+    CAIRN_RETURN_IF_ERROR(Stream(device).status());
+    return std::vector<wire::Record>();
+  }
   if (from == 0) return Status::InvalidArgument("seqs start at 1");
   if (from < meta->first() && from <= meta->snapshot()) {
     return Status::FailedPrecondition(

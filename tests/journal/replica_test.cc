@@ -1,0 +1,168 @@
+// Replication input: a source journal "a" and a replica "b" that only ever sees
+// records through Apply().
+#include "journal/chain.h"
+#include "journal_fixture.h"
+
+namespace cairn::journal {
+namespace {
+
+class ReplicaTest : public JournalTest {
+ protected:
+  void SetUp() override {
+    a_ = Open("a", {"d1"});
+    b_ = Open("b", {});
+  }
+  std::unique_ptr<Journal> a_, b_;
+};
+
+TEST_F(ReplicaTest, AppliedStreamMatchesTheSourceAndVerifies) {
+  ASSERT_OK(a_->Append("d1", {Put("s", "k", "1")}));
+  ASSERT_OK(a_->Append("d1", Events(4)));
+  auto out = b_->Apply("d1", CertOf("d1"), All(*a_, "d1"));
+  ASSERT_OK(out);
+  EXPECT_EQ(out->applied, 5u);
+  EXPECT_EQ(out->last, 5u);
+  EXPECT_EQ(b_->Stream("d1")->head_hash, a_->Stream("d1")->head_hash);
+  EXPECT_FALSE(b_->Stream("d1")->source);
+  EXPECT_EQ((*b_->KvGet("d1", "s", "k"))->value, "1");
+  EXPECT_OK(b_->Verify("d1"));
+}
+
+TEST_F(ReplicaTest, ApplyingTheSameRecordsTwiceAppliesThemOnce) {
+  ASSERT_OK(a_->Append("d1", Events(3)));
+  ASSERT_OK(b_->Apply("d1", CertOf("d1"), All(*a_, "d1")));
+  auto again = b_->Apply("d1", "", All(*a_, "d1"));
+  ASSERT_OK(again);
+  EXPECT_EQ(again->applied, 0u);
+  EXPECT_EQ(again->duplicates, 3u);
+  EXPECT_EQ(All(*b_, "d1").size(), 3u);
+}
+
+TEST_F(ReplicaTest, OverlappingChunkAppliesOnlyTheNewTail) {
+  ASSERT_OK(a_->Append("d1", Events(3)));
+  ASSERT_OK(b_->Apply("d1", CertOf("d1"), All(*a_, "d1")));
+  ASSERT_OK(a_->Append("d1", Events(2)));
+  auto out = b_->Apply("d1", "", All(*a_, "d1", 2));
+  ASSERT_OK(out);
+  EXPECT_EQ(out->duplicates, 2u);
+  EXPECT_EQ(out->applied, 2u);
+  EXPECT_EQ(out->last, 5u);
+}
+
+TEST_F(ReplicaTest, OnlyRecordsCoveredByAVerifiedSignatureAreCommitted) {
+  ASSERT_OK(a_->Append("d1", Events(3)));
+  ASSERT_OK(a_->Append("d1", Events(3)));  // signed at 3 and at 6
+  auto records = All(*a_, "d1");
+  records.pop_back();  // 4, 5 unsigned: not covered
+  auto out = b_->Apply("d1", CertOf("d1"), records);
+  ASSERT_OK(out);
+  EXPECT_EQ(out->applied, 3u);
+  EXPECT_EQ(out->pending, 2u);
+  EXPECT_EQ(b_->Stream("d1")->last, 3u);
+}
+
+TEST_F(ReplicaTest, GapIsRefused) {
+  ASSERT_OK(a_->Append("d1", Events(2)));
+  ASSERT_OK(a_->Append("d1", Events(2)));
+  auto out = b_->Apply("d1", CertOf("d1"), All(*a_, "d1", 3));
+  EXPECT_EQ(out.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(out.status().message().find("gap"), std::string::npos);
+  EXPECT_FALSE(b_->Stream("d1").ok() && b_->Stream("d1")->last > 0);
+}
+
+TEST_F(ReplicaTest, ReorderedRecordsAreRefused) {
+  ASSERT_OK(a_->Append("d1", Events(3)));
+  auto records = All(*a_, "d1");
+  std::swap(records[0], records[1]);
+  auto out = b_->Apply("d1", CertOf("d1"), records);
+  EXPECT_EQ(out.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(out.status().message().find("out of order"), std::string::npos);
+}
+
+TEST_F(ReplicaTest, ForgedPayloadDoesNotChain) {
+  ASSERT_OK(a_->Append("d1", Events(3)));
+  auto records = All(*a_, "d1");
+  records[1].set_payload("forged");
+  auto out = b_->Apply("d1", CertOf("d1"), records);
+  EXPECT_TRUE(out.status().IsCorruption());
+  EXPECT_NE(out.status().message().find("does not chain"), std::string::npos);
+  EXPECT_FALSE(b_->Stream("d1").ok() && b_->Stream("d1")->last > 0);
+}
+
+TEST_F(ReplicaTest, ForgedAndRehashedRecordsFailTheSignature) {
+  ASSERT_OK(a_->Append("d1", Events(3)));
+  auto records = All(*a_, "d1");
+  records[1].set_payload("forged");
+  std::string prev = records[0].hash();
+  for (size_t i = 1; i < records.size(); ++i) {
+    records[i].set_hash(ChainHashOf(prev, "d1", records[i]));
+    prev = records[i].hash();
+  }
+  auto out = b_->Apply("d1", CertOf("d1"), records);
+  EXPECT_TRUE(out.status().IsCorruption());
+  EXPECT_NE(out.status().message().find("signature"), std::string::npos);
+}
+
+TEST_F(ReplicaTest, RecordsResignedByAnotherKeyAreRefused) {
+  ASSERT_OK(a_->Append("d1", Events(3)));
+  auto records = All(*a_, "d1");
+  auto other = Signer("other");  // a valid device of the same network, wrong key
+  records.back().set_sig(other->Sign(EventSigMessage("d1", 3, records.back().hash())));
+  auto out = b_->Apply("d1", CertOf("d1"), records);
+  EXPECT_TRUE(out.status().IsCorruption());
+  // And the other device's certificate does not pass for d1.
+  auto wrong_cert = b_->Apply("d1", CertOf("other"), All(*a_, "d1"));
+  EXPECT_EQ(wrong_cert.status().code(), Status::Code::kPermissionDenied);
+  EXPECT_NE(wrong_cert.status().message().find("CN"), std::string::npos);
+}
+
+TEST_F(ReplicaTest, CertificateFromAnotherCaIsRefused) {
+  ASSERT_OK(a_->Append("d1", Events(2)));
+  testutil::TestPki rogue("rogue-ca");
+  testutil::Issued fake = rogue.Issue("d1");
+  auto rogue_ca = CertAuthority::FromPem(rogue.ca_cert_pem(), "rogue");
+  ASSERT_OK(rogue_ca);
+  auto fake_signer = DeviceSigner::FromPem(fake.cert_pem, fake.key_pem, **rogue_ca);
+  ASSERT_OK(fake_signer);
+  auto out = b_->Apply("d1", (*fake_signer)->public_key()->cert_der(), All(*a_, "d1"));
+  EXPECT_EQ(out.status().code(), Status::Code::kPermissionDenied);
+  EXPECT_NE(out.status().message().find("network CA"), std::string::npos);
+  EXPECT_TRUE(b_->Catalogue().empty());
+}
+
+TEST_F(ReplicaTest, TheSourceRefusesItsOwnDeviceFromPeers) {
+  ASSERT_OK(a_->Append("d1", Events(1)));
+  auto out = a_->Apply("d1", CertOf("d1"), All(*a_, "d1"));
+  EXPECT_EQ(out.status().code(), Status::Code::kPermissionDenied);
+}
+
+TEST_F(ReplicaTest, ForkIsDetectedKeptAndProven) {
+  // A second source with the same key (a restored backup) writes another history.
+  auto twin = Open("twin", {"d1"});
+  ASSERT_OK(a_->Append("d1", Events(3, "note", "a")));
+  ASSERT_OK(twin->Append("d1", Events(3, "note", "twin")));
+  ASSERT_OK(b_->Apply("d1", CertOf("d1"), All(*a_, "d1")));
+  auto out = b_->Apply("d1", "", All(*twin, "d1"));
+  EXPECT_EQ(out.status().code(), Status::Code::kFork);
+  EXPECT_EQ(All(*b_, "d1")[0].payload(), "a0");  // kept ours
+  auto forks = b_->Forks();
+  ASSERT_EQ(forks.size(), 1u);
+  EXPECT_EQ(forks[0].seq(), 1u);
+  EXPECT_EQ(forks[0].theirs_size(), 3);
+  EXPECT_OK(b_->Verify("d1"));
+}
+
+TEST_F(ReplicaTest, ARelayServesWhatItVerifiedToTheNextHop) {
+  auto c = Open("c", {});
+  ASSERT_OK(a_->Append("d1", Events(2)));
+  ASSERT_OK(a_->Append("d1", Events(2)));
+  ASSERT_OK(b_->Apply("d1", CertOf("d1"), All(*a_, "d1")));
+  // c never meets a: it takes the stream and certificate from b.
+  auto out = c->Apply("d1", *b_->DeviceCert("d1"), All(*b_, "d1"));
+  ASSERT_OK(out);
+  EXPECT_EQ(out->last, 4u);
+  EXPECT_OK(c->Verify("d1"));
+}
+
+}  // namespace
+}  // namespace cairn::journal
