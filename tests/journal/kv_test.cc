@@ -8,8 +8,8 @@ namespace cairn::journal {
 namespace {
 
 std::optional<wire::KvEntry> ApplyPayload(std::string_view type, std::string_view payload,
-                                 const std::optional<wire::KvEntry>& cur, uint64_t seq = 2,
-                                 int64_t time_us = 1000) {
+                                          const std::optional<wire::KvEntry>& cur,
+                                          uint64_t seq = 2, int64_t time_us = 1000) {
   auto op = ParseKvOp(type, payload);
   CHECK(op.ok()) << op.status().ToString();
   return ApplyKvOp(*op, cur, seq, time_us);
@@ -24,21 +24,24 @@ wire::KvEntry Entry(const std::string& value, int64_t expiry_us = 0) {
 }
 
 TEST(KvTest, PutReplacesTheValueAndRecordsTheRevision) {
-  auto e = ApplyPayload("kv.put", R"({"store":"s","key":"k","value":{"a":1}})", Entry("{\"b\":2}"));
+  auto e = ApplyPayload("kv.put", R"({"store":"s","key":"k","value":{"a":1}})",
+                        Entry("{\"b\":2}"));
   ASSERT_TRUE(e);
   EXPECT_EQ(e->value(), R"({"a":1})");
   EXPECT_EQ(e->rev(), 2u);
 }
 
 TEST(KvTest, PatchIsAnRfc7386MergePatch) {
-  auto e = ApplyPayload("kv.patch", R"({"store":"s","key":"k","value":{"a":null,"b":{"c":3},"d":[1]}})",
-               Entry(R"({"a":1,"b":{"x":0},"d":[0,0]})"));
+  auto e = ApplyPayload(
+      "kv.patch", R"({"store":"s","key":"k","value":{"a":null,"b":{"c":3},"d":[1]}})",
+      Entry(R"({"a":1,"b":{"x":0},"d":[0,0]})"));
   ASSERT_TRUE(e);
   EXPECT_EQ(e->value(), R"({"b":{"c":3,"x":0},"d":[1]})");
 }
 
 TEST(KvTest, PatchOfAnAbsentKeyPatchesAnEmptyObject) {
-  auto e = ApplyPayload("kv.patch", R"({"store":"s","key":"k","value":{"a":1,"b":null}})", std::nullopt);
+  auto e = ApplyPayload("kv.patch", R"({"store":"s","key":"k","value":{"a":1,"b":null}})",
+                        std::nullopt);
   ASSERT_TRUE(e);
   EXPECT_EQ(e->value(), R"({"a":1})");
 }
@@ -48,10 +51,12 @@ TEST(KvTest, DeleteRemovesTheKey) {
 }
 
 TEST(KvTest, TtlSetsExpiryFromEventTimeAndPatchKeepsIt) {
-  auto e = ApplyPayload("kv.put", R"({"store":"s","key":"k","value":1,"ttl_ms":5})", std::nullopt, 2, 1000);
+  auto e = ApplyPayload("kv.put", R"({"store":"s","key":"k","value":1,"ttl_ms":5})",
+                        std::nullopt, 2, 1000);
   ASSERT_TRUE(e);
   EXPECT_EQ(e->expiry_us(), 6000);
-  auto p = ApplyPayload("kv.patch", R"({"store":"s","key":"k","value":{"x":1}})", *e, 3, 2000);
+  auto p =
+      ApplyPayload("kv.patch", R"({"store":"s","key":"k","value":{"x":1}})", *e, 3, 2000);
   EXPECT_EQ(p->expiry_us(), 6000);
   EXPECT_TRUE(KvExpired(*p, 6000));
   EXPECT_FALSE(KvExpired(*p, 5999));
@@ -59,7 +64,7 @@ TEST(KvTest, TtlSetsExpiryFromEventTimeAndPatchKeepsIt) {
 
 TEST(KvTest, AnExpiredEntryIsAbsentForLaterEvents) {
   auto p = ApplyPayload("kv.patch", R"({"store":"s","key":"k","value":{"x":1}})",
-               Entry(R"({"old":1})", 500), 3, 1000);
+                        Entry(R"({"old":1})", 500), 3, 1000);
   EXPECT_EQ(p->value(), R"({"x":1})");
   EXPECT_EQ(p->expiry_us(), 0);
 }

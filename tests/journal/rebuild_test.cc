@@ -21,9 +21,10 @@ class RebuildTest : public JournalTest {
         return {"kv.put", head + R"(,"value":{")" + field + R"(":)" +
                               std::to_string(rng.Uniform(100)) + "}" + ttl + "}"};
       case 1:
-        return {"kv.patch", head + R"(,"value":{")" + field + R"(":)" +
-                                (rng.Uniform(3) ? std::to_string(rng.Uniform(9)) : "null") +
-                                "}" + ttl + "}"};
+        return {"kv.patch",
+                head + R"(,"value":{")" + field + R"(":)" +
+                    (rng.Uniform(3) ? std::to_string(rng.Uniform(9)) : "null") + "}" +
+                    ttl + "}"};
       case 2:
         return {"kv.del", head + "}"};
       case 3:
@@ -54,7 +55,8 @@ TEST_F(RebuildTest, RandomOperationsKeepRebuildEqualToTheKeptView) {
           next = b->Stream("d1")->last + 1;
         }
         ASSERT_OK(b->Apply("d1", CertOf("d1"), All(*a, "d1", next)));
-        if (rng.Uniform(2) == 0 && a->Stream("d1")->snapshot > b->Stream("d1")->snapshot) {
+        if (rng.Uniform(2) == 0 &&
+            a->Stream("d1")->snapshot > b->Stream("d1")->snapshot) {
           ASSERT_OK(b->InstallSnapshot("", *a->ReadSnapshot("d1")));
         }
         ASSERT_EQ(*b->KeptView("d1"), *a->KeptView("d1"));

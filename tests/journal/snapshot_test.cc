@@ -60,7 +60,8 @@ TEST_F(SnapshotTest, AReplicaInstallsAVerifiedSnapshotAndContinues) {
   ASSERT_OK(a->Append("d1", {Put("s", "k", R"({"v":1})")}));
   ASSERT_OK(a->Append("d1", Events(3)));
   ASSERT_OK(a->Snapshot("d1"));
-  ASSERT_OK(a->Append("d1", {{"kv.patch", R"({"store":"s","key":"k","value":{"w":2}})"}}));
+  ASSERT_OK(
+      a->Append("d1", {{"kv.patch", R"({"store":"s","key":"k","value":{"w":2}})"}}));
   auto snap = a->ReadSnapshot("d1");
   ASSERT_OK(snap);
   ASSERT_OK(b->InstallSnapshot(CertOf("d1"), *snap));

@@ -90,7 +90,8 @@ TEST_F(SubscriptionTest, CursorChunksEndAtSignedRecords) {
     Delivery d = (*cursor)->Next(1000);
     ASSERT_OK(d.status);
     if (d.empty()) break;
-    EXPECT_FALSE(d.records.back().sig().empty()) << "chunk ends at " << d.records.back().seq();
+    EXPECT_FALSE(d.records.back().sig().empty())
+        << "chunk ends at " << d.records.back().seq();
     EXPECT_EQ(d.records.front().seq(), seen + 1);
     seen = d.records.back().seq();
   }
