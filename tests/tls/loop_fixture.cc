@@ -203,9 +203,14 @@ RawClient* LoopTest::MakeRawClient(int port) {
   return raw_clients_.back().get();
 }
 
+Recorder& LoopTest::NewRecorder() {
+  recorders_.push_back(std::make_unique<Recorder>());
+  return *recorders_.back();
+}
+
 void LoopTest::ExpectServesGoodClient(int port) {
   Endpoint* client = MakeEndpoint(NodeContext("good-client"), FastOptions());
-  Recorder rec;
+  Recorder& rec = NewRecorder();
   Result<Connection*> c = client->Connect("127.0.0.1", port, rec.Callbacks());
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   ASSERT_TRUE(RunUntil([&] { return !rec.opened.empty() || !rec.closes.empty(); }));

@@ -74,6 +74,8 @@ class LoopTest : public ::testing::Test {
   // Listens on 127.0.0.1, port 0; returns the port.
   int Listen(Endpoint* endpoint, ConnectionCallbacks callbacks);
   RawClient* MakeRawClient(int port);
+  // A Recorder that outlives every endpoint (callbacks may run until TearDown).
+  Recorder& NewRecorder();
 
   // Opens a fresh "good" client to `port`, round-trips one message through an echoing
   // server and closes it: proof that the server still serves.
@@ -89,6 +91,7 @@ class LoopTest : public ::testing::Test {
   uv_timer_t watchdog_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::vector<std::unique_ptr<RawClient>> raw_clients_;
+  std::vector<std::unique_ptr<Recorder>> recorders_;
   bool torn_down_ = false;
 };
 
