@@ -174,9 +174,12 @@ Status Connection::SendSerialized(std::string_view message) {
     return Status::ResourceExhausted(
         "write queue full: " + std::to_string(budget_.queued()) + " bytes queued");
   }
-  CAIRN_RETURN_IF_ERROR(channel_.SendSerialized(message));
-  Flush();
-  return Status::Ok();
+  Status s = channel_.SendSerialized(message);
+  if (!s.ok() && s.code() != Status::Code::kResourceExhausted) {
+    BeginClose({CloseReason::Kind::kTls, s.message()}, false);  // the SSL object is done
+  }
+  if (s.ok()) Flush();
+  return s;
 }
 
 void Connection::Flush() {

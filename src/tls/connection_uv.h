@@ -12,6 +12,11 @@
 // After on_close returns the layer above must drop its pointer: the Endpoint frees
 // the Connection once libuv has closed its handles.
 //
+// TLS 1.3 note: a client's handshake completes before the server has checked the
+// client's certificate, so a client's on_open means "the server's certificate
+// verified"; a server that then refuses ours shows up as on_close (kTls, "... alert
+// ..."). The first message from the server (its Hello) is the confirmation.
+//
 // Thread-safety: the loop thread only. Callbacks run on it, and may call any method
 // of this or another Connection (Send, Close, Abort) and of the Endpoint.
 #pragma once

@@ -59,7 +59,8 @@ Endpoint::~Endpoint() {
 
 Result<int> Endpoint::Listen(const std::string& host, int port,
                              ConnectionCallbacks callbacks) {
-  CHECK(!listening_ && !closing_);
+  CHECK(!listen_called_ && !closing_) << "Listen is called at most once, before Close";
+  listen_called_ = true;
   CAIRN_ASSIGN_OR_RETURN(sockaddr_storage address, ParseAddress(host, port));
   CHECK(uv_tcp_init(loop_, &listener_) == 0);
   listening_ = true;

@@ -41,7 +41,7 @@ class Endpoint {
 
   // Listens on host:port (port 0: an ephemeral port); returns the bound port. Every
   // accepted connection starts with `callbacks`.
-  // REQUIRES: not listening yet, not closing.
+  // REQUIRES: called at most once per Endpoint, before Close.
   Result<int> Listen(const std::string& host, int port, ConnectionCallbacks callbacks);
 
   // Starts a connection to host:port. The returned Connection stays valid until its

@@ -2,6 +2,8 @@
 // the server reports, and the server keeps serving a good client afterwards.
 #include <gtest/gtest.h>
 
+#include <iostream>
+
 #include "base/rng.h"
 #include "tls/context_internal.h"
 #include "tls/loop_fixture.h"
@@ -34,14 +36,23 @@ class BadPeerTest : public LoopTest {
     EXPECT_TRUE(RunUntil(
         [&] { return !server_rec_.closes.empty() && !bad_rec_.closes.empty(); }));
     EXPECT_TRUE(server_rec_.opened.empty()) << "server accepted a bad peer";
-    return server_rec_.closes.empty() ? CloseReason{} : server_rec_.closes[0];
+    return Logged();
   }
 
   // Waits until the server gives up on a raw TCP client, and returns its reason.
   CloseReason ServerDropsRaw(RawClient* raw) {
     EXPECT_TRUE(RunUntil([&] { return !server_rec_.closes.empty() && raw->ended(); }));
     EXPECT_TRUE(server_rec_.opened.empty());
-    return server_rec_.closes.empty() ? CloseReason{} : server_rec_.closes[0];
+    return Logged();
+  }
+
+  // The server's reason for its first close, printed as the server would log it.
+  CloseReason Logged() {
+    if (server_rec_.closes.empty()) return CloseReason{};
+    std::cout << "server closed a connection: " << server_rec_.FirstClose() << "\n";
+    if (!bad_rec_.closes.empty())
+      std::cout << "  bad peer saw: " << bad_rec_.FirstClose() << "\n";
+    return server_rec_.closes[0];
   }
 
   Endpoint* server_ = nullptr;
