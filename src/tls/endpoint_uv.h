@@ -78,6 +78,7 @@ class Endpoint {
   Options options_;
   ConnectionCallbacks accept_callbacks_;
   uv_tcp_t listener_;
+  bool listen_called_ = false;
   bool listening_ = false;   // listener_ is initialized and not yet closed
   int handles_closing_ = 0;  // listener and rejected sockets being closed
   bool closing_ = false;
