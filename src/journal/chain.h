@@ -1,9 +1,15 @@
 // The hash chain and the signed messages of a device stream. These byte encodings
 // are part of the protocol: every node must compute them identically, forever.
 //
-//   hash[0] = SHA-256("cairn.genesis.v1" ‖ lp(device) ‖ lp(public key))
-//   hash[n] = SHA-256(hash[n-1] ‖ lp(device) ‖ u64(seq) ‖ u64(time_us) ‖ lp(type)
-//                     ‖ lp(payload))
+//   hash[0]    = SHA-256("cairn.genesis.v1" ‖ lp(device) ‖ lp(public key))
+//   content[n] = SHA-256("cairn.content.v1" ‖ lp(device) ‖ u64(time_us) ‖ lp(type)
+//                        ‖ lp(payload))
+//   hash[n]    = SHA-256(hash[n-1] ‖ u64(seq) ‖ content[n])
+//
+// The chain binds exactly what SHA-256(hash[n-1] ‖ device ‖ seq ‖ time ‖ type ‖
+// payload) would, but the expensive part (hashing the payload) does not depend
+// on the chain, so an appending caller computes it on its own thread and the
+// writer, which must extend the chain in order, only hashes 72 bytes per event.
 //   event signature    = Ed25519("cairn.event.v1" ‖ lp(device) ‖ u64(seq) ‖ hash[seq])
 //   snapshot signature = Ed25519("cairn.snapshot.v1" ‖ lp(device) ‖ u64(seq)
 //                                ‖ hash[seq] ‖ u64(time_us) ‖ u32(chunks) ‖ digest)
@@ -44,6 +50,10 @@ class Sha256 {
 };
 
 std::string GenesisHash(std::string_view device, std::string_view public_key_raw);
+std::string ContentDigest(std::string_view device, int64_t time_us, std::string_view type,
+                          std::string_view payload);
+std::string LinkHash(std::string_view prev_hash, uint64_t seq, std::string_view content);
+// LinkHash(prev_hash, seq, ContentDigest(device, time_us, type, payload)).
 std::string ChainHash(std::string_view prev_hash, std::string_view device, uint64_t seq,
                       int64_t time_us, std::string_view type, std::string_view payload);
 // The hash `record` must carry if it follows `prev_hash`.

@@ -10,9 +10,11 @@
 // Threads: every mutation runs on the journal's writer thread, which
 // group-commits concurrent appends (one WriteBatch, one fsync and one signature per
 // device per group). Public methods are safe to call from any thread; the blocking
-// ones wait for the writer. Callbacks of the *Async methods and commit listeners
-// run on the writer thread and must not block; subscription callbacks run on the
-// journal's delivery thread.
+// ones wait for the writer. Appends are validated, digested and encoded on the
+// caller's thread; only the chain link, the signature and the write happen on
+// the writer. Callbacks of the *Async methods run on the writer thread (or
+// inline, for an append refused before it was queued) and must not block; so do
+// commit listeners. Subscription callbacks run on the journal's delivery thread.
 //
 // Lifetime: cursors and subscriptions must be destroyed before the Journal.
 #pragma once

@@ -1,6 +1,8 @@
 // Internals shared by the journal's .cc files. Not part of the public API.
 #pragma once
 
+#include <array>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -19,11 +21,34 @@ struct StreamState {
   int64_t last_snapshot_mono_us = 0;
 };
 
+// An event validated, digested and encoded on the appending caller's thread, so
+// the writer only links it into the chain.
+struct PreparedEvent {
+  int64_t time_us = 0;
+  std::array<char, 32> content;  // ContentDigest
+  size_t body_offset = 0;        // in Op::bodies
+  size_t body_size = 0;
+  std::optional<KvOp> kv;
+};
+
+// A record on its way into a WriteBatch. Its stored value is the serialized
+// Record{seq} ‖ body ‖ Record{hash, sig}: protobuf fields may be concatenated,
+// and in this order the bytes equal the Record serialized whole. `body` points
+// into the Op (appends) or the Group (applied records) that owns the bytes.
+struct PendingRecord {
+  uint64_t seq = 0;
+  int64_t time_us = 0;
+  std::string hash;
+  std::string_view body;
+  std::string sig;
+};
+
 struct Op {
   enum class Kind { kAppend, kApply, kSnapshot, kInstall };
   Kind kind = Kind::kAppend;
   std::string device;
-  std::vector<NewEvent> events;       // kAppend
+  std::vector<PreparedEvent> events;  // kAppend
+  std::string bodies;                 // kAppend: every event's encoded body
   std::string cert_der;               // kApply, kInstall
   std::vector<wire::Record> records;  // kApply
   SnapshotData snapshot;              // kInstall
@@ -58,6 +83,7 @@ class KvOverlay {
   void Set(const std::string& kv_key, std::optional<wire::KvEntry> entry);
   // Applies `record` if it is a well-formed KV event; other records are opaque.
   Status ApplyEvent(std::string_view device, const wire::Record& record);
+  Status ApplyOp(std::string_view device, const KvOp& op, uint64_t seq, int64_t time_us);
   void Flush(leveldb::WriteBatch* batch) const;
 
  private:
@@ -68,14 +94,17 @@ class KvOverlay {
 struct Group {
   explicit Group(const Store* store) : kv(store) {}
   leveldb::WriteBatch batch;
-  std::map<std::string, wire::StreamMeta> metas;             // working copies
-  std::map<std::string, std::vector<wire::Record>> records;  // new, per device
+  std::map<std::string, wire::StreamMeta> metas;              // working copies
+  std::map<std::string, std::vector<PendingRecord>> records;  // new, per device
   KvOverlay kv;
-  size_t bytes = 0;
+  std::deque<std::string> owned_bodies;  // for applied records; never relocates
 };
 
 // Puts every record of `group.records` and every meta into the batch.
 void EncodeGroup(Group& group);  // writer.cc
+PendingRecord ToPending(wire::Record&& record, Group& group);
+void EncodeBody(int64_t time_us, std::string_view type, std::string_view payload,
+                std::string* out);
 
 // A push subscription's state (subscription.cc).
 struct SubState {

@@ -21,9 +21,14 @@ Status KvOverlay::ApplyEvent(std::string_view device, const wire::Record& r) {
   if (!IsKvType(r.type())) return Status::Ok();
   Result<KvOp> op = ParseKvOp(r.type(), r.payload());
   if (!op.ok()) return Status::Ok();  // refused at its source; opaque everywhere
-  const std::string key = layout::KvKey(device, op->store, op->key);
+  return ApplyOp(device, *op, r.seq(), r.time_us());
+}
+
+Status KvOverlay::ApplyOp(std::string_view device, const KvOp& op, uint64_t seq,
+                          int64_t time_us) {
+  const std::string key = layout::KvKey(device, op.store, op.key);
   CAIRN_ASSIGN_OR_RETURN(auto current, Get(key));
-  Set(key, ApplyKvOp(*op, current, r.seq(), r.time_us()));
+  Set(key, ApplyKvOp(op, current, seq, time_us));
   return Status::Ok();
 }
 

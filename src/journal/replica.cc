@@ -222,7 +222,7 @@ Result<ApplyOutcome> Journal::DoApply(Op& op) {
     meta.set_head_hash(r.hash());
     meta.set_last_time_us(r.time_us());
     meta.set_last_sig(r.sig());
-    recs.push_back(std::move(r));
+    recs.push_back(internal::ToPending(std::move(r), group));
   }
   out.applied = recs.size();
   out.pending = op.records.size() - static_cast<size_t>(signed_at) - 1;

@@ -9,15 +9,62 @@ namespace cairn::journal {
 
 using internal::Group;
 using internal::Op;
+using internal::PendingRecord;
+using internal::PreparedEvent;
 
 namespace internal {
+
+// Records are encoded by hand, field by field, exactly as protobuf would encode
+// wire::Record: this runs once per event on the hot path, and protobuf's setters
+// would copy every payload into a message first.
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void PutBytesField(std::string* out, uint32_t field, std::string_view bytes) {
+  if (bytes.empty()) return;  // proto3 leaves empty fields out
+  PutVarint(out, (field << 3) | 2);
+  PutVarint(out, bytes.size());
+  out->append(bytes);
+}
+
+void EncodeBody(int64_t time_us, std::string_view type, std::string_view payload,
+                std::string* out) {
+  if (time_us != 0) {
+    PutVarint(out, (wire::Record::kTimeUsFieldNumber << 3) | 0);
+    PutVarint(out, static_cast<uint64_t>(time_us));
+  }
+  PutBytesField(out, wire::Record::kTypeFieldNumber, type);
+  PutBytesField(out, wire::Record::kPayloadFieldNumber, payload);
+}
+
+PendingRecord ToPending(wire::Record&& r, Group& group) {
+  PendingRecord p;
+  p.seq = r.seq();
+  p.time_us = r.time_us();
+  p.hash = std::move(*r.mutable_hash());
+  p.sig = std::move(*r.mutable_sig());
+  std::string& body = group.owned_bodies.emplace_back();
+  EncodeBody(r.time_us(), r.type(), r.payload(), &body);
+  p.body = body;
+  return p;
+}
 
 void EncodeGroup(Group& group) {
   std::string value;
   for (const auto& [device, records] : group.records) {
     for (const auto& r : records) {
-      r.SerializeToString(&value);
-      group.batch.Put(layout::EventKey(device, r.seq()), value);
+      value.clear();
+      PutVarint(&value, (wire::Record::kSeqFieldNumber << 3) | 0);
+      PutVarint(&value, r.seq);
+      value += r.body;
+      PutBytesField(&value, wire::Record::kHashFieldNumber, r.hash);
+      PutBytesField(&value, wire::Record::kSigFieldNumber, r.sig);
+      group.batch.Put(layout::EventKey(device, r.seq), value);
     }
   }
   for (const auto& [device, meta] : group.metas) {
@@ -30,29 +77,49 @@ void EncodeGroup(Group& group) {
 
 namespace {
 
-Status ValidateEvents(const std::string& device, const std::vector<NewEvent>& events) {
+Status ValidateEvent(const NewEvent& e) {
+  if (e.type.empty() || e.type.size() > kMaxTypeBytes) {
+    return Status::InvalidArgument("type must be 1 to 64 bytes");
+  }
+  if (e.payload.size() > kMaxPayloadBytes) {
+    return Status::InvalidArgument("payload of " + std::to_string(e.payload.size()) +
+                                   " bytes exceeds the limit of 1 MiB");
+  }
+  return Status::Ok();
+}
+
+// Validates, digests and encodes events on the caller's thread, into one buffer.
+Status Prepare(const std::string& device, const std::vector<NewEvent>& events,
+               int64_t time_us, internal::Op* op) {
   if (events.empty()) return Status::InvalidArgument("append of no events");
   if (events.size() > kMaxEventsPerAppend) {
     return Status::InvalidArgument("append of " + std::to_string(events.size()) +
                                    " events exceeds the limit of " +
                                    std::to_string(kMaxEventsPerAppend));
   }
+  size_t total = 0;
+  for (const NewEvent& e : events) total += e.type.size() + e.payload.size() + 24;
+  op->bodies.reserve(total);
+  op->events.resize(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
     const NewEvent& e = events[i];
-    const std::string where = "event " + std::to_string(i) + " for '" + device + "'";
-    if (e.type.empty() || e.type.size() > kMaxTypeBytes) {
-      return Status::InvalidArgument(where + ": type must be 1 to 64 bytes");
-    }
-    if (e.payload.size() > kMaxPayloadBytes) {
-      return Status::InvalidArgument(where + ": payload of " +
-                                     std::to_string(e.payload.size()) +
-                                     " bytes exceeds the limit of 1 MiB");
-    }
+    auto where = [&] { return "event " + std::to_string(i) + " for '" + device + "'"; };
+    Status valid = ValidateEvent(e);
+    if (!valid.ok()) return valid.WithContext(where());
+    PreparedEvent& p = op->events[i];
     if (IsKvType(e.type)) {
-      Result<KvOp> op = ParseKvOp(e.type, e.payload);
-      if (!op.ok()) return op.status().WithContext(where);
+      Result<KvOp> kv = ParseKvOp(e.type, e.payload);
+      if (!kv.ok()) return kv.status().WithContext(where());
+      p.kv = std::move(*kv);
     }
+    p.time_us = time_us;
+    const std::string digest = ContentDigest(device, time_us, e.type, e.payload);
+    std::copy(digest.begin(), digest.end(), p.content.begin());
+    p.body_offset = op->bodies.size();
+    internal::EncodeBody(time_us, e.type, e.payload, &op->bodies);
+    p.body_size = op->bodies.size() - p.body_offset;
   }
+  op->bytes = op->bodies.size();
   return Status::Ok();
 }
 
@@ -68,11 +135,19 @@ Result<SeqRange> Journal::Append(std::string_view device, std::vector<NewEvent> 
 
 void Journal::AppendAsync(std::string device, std::vector<NewEvent> events,
                           AppendCallback done) {
+  if (!signers_.count(device)) {
+    done(Status::PermissionDenied("this node does not hold the key of device '" + device +
+                                  "'"));
+    return;
+  }
   auto op = std::make_unique<Op>();
   op->kind = Op::Kind::kAppend;
+  Status prepared = Prepare(device, events, options_.clock->NowMicros(), op.get());
+  if (!prepared.ok()) {
+    done(prepared);
+    return;
+  }
   op->device = std::move(device);
-  for (const auto& e : events) op->bytes += e.payload.size() + e.type.size();
-  op->events = std::move(events);
   op->on_append = std::move(done);
   Submit(std::move(op));
 }
@@ -134,12 +209,6 @@ void Journal::WriterLoop() {
 }
 
 Status Journal::BuildAppend(Op& op, Group& group) {
-  auto signer = signers_.find(op.device);
-  if (signer == signers_.end()) {
-    return Status::PermissionDenied("this node does not hold the key of device '" +
-                                    op.device + "'");
-  }
-  CAIRN_RETURN_IF_ERROR(ValidateEvents(op.device, op.events));
   auto [mit, fresh] = group.metas.try_emplace(op.device);
   if (fresh) {
     std::lock_guard<std::mutex> l(mu_);
@@ -147,19 +216,17 @@ Status Journal::BuildAppend(Op& op, Group& group) {
   }
   wire::StreamMeta& meta = mit->second;
   auto& out = group.records[op.device];
-  const int64_t now = options_.clock->NowMicros();
   op.range.first = meta.last() + 1;
-  for (NewEvent& e : op.events) {
-    wire::Record& r = out.emplace_back();
-    r.set_seq(meta.last() + 1);
-    r.set_time_us(now);
-    r.set_hash(ChainHash(meta.head_hash(), op.device, r.seq(), now, e.type, e.payload));
-    r.set_type(std::move(e.type));
-    r.set_payload(std::move(e.payload));
-    CAIRN_RETURN_IF_ERROR(group.kv.ApplyEvent(op.device, r));
-    meta.set_last(r.seq());
-    meta.set_head_hash(r.hash());
-    meta.set_last_time_us(now);
+  for (PreparedEvent& e : op.events) {
+    PendingRecord& r = out.emplace_back();
+    r.seq = meta.last() + 1;
+    r.time_us = e.time_us;
+    r.hash = LinkHash(meta.head_hash(), r.seq, std::string_view(e.content.data(), 32));
+    r.body = std::string_view(op.bodies).substr(e.body_offset, e.body_size);
+    if (e.kv) CAIRN_RETURN_IF_ERROR(group.kv.ApplyOp(op.device, *e.kv, r.seq, r.time_us));
+    meta.set_last(r.seq);
+    meta.set_head_hash(r.hash);
+    meta.set_last_time_us(r.time_us);
   }
   op.range.last = meta.last();
   return Status::Ok();
@@ -173,14 +240,14 @@ void Journal::SignGroup(Group& group) {
     const DeviceSigner& signer = *signers_.at(device);
     size_t unsigned_bytes = 0;
     for (size_t i = 0; i < records.size(); ++i) {
-      wire::Record& r = records[i];
-      unsigned_bytes += r.payload().size() + r.type().size() + 64;
+      PendingRecord& r = records[i];
+      unsigned_bytes += r.body.size() + 48;
       if (i + 1 == records.size() || unsigned_bytes >= options_.sign_every_bytes) {
-        r.set_sig(signer.Sign(EventSigMessage(device, r.seq(), r.hash())));
+        r.sig = signer.Sign(EventSigMessage(device, r.seq, r.hash));
         unsigned_bytes = 0;
       }
     }
-    group.metas.at(device).set_last_sig(records.back().sig());
+    group.metas.at(device).set_last_sig(records.back().sig);
   }
 }
 
