@@ -7,14 +7,17 @@
 // events, stream meta, KV view changes, snapshot swaps — goes into one LevelDB
 // WriteBatch, so a crash never leaves them disagreeing.
 //
-// Threads: every mutation runs on the journal's writer thread, which
-// group-commits concurrent appends (one WriteBatch, one fsync and one signature per
-// device per group). Public methods are safe to call from any thread; the blocking
+// Threads: mutations run one group at a time, in order, on the journal's writer
+// thread or on a blocking caller's own thread when no one else is writing; a group
+// commits concurrent appends together (one WriteBatch, one fsync and one signature
+// per device). Public methods are safe to call from any thread; the blocking
 // ones wait for the writer. Appends are validated, digested and encoded on the
 // caller's thread; only the chain link, the signature and the write happen on
-// the writer. Callbacks of the *Async methods run on the writer thread (or
-// inline, for an append refused before it was queued) and must not block; so do
-// commit listeners. Subscription callbacks run on the journal's delivery thread.
+// the writer. Callbacks of the *Async methods and commit listeners run on the
+// thread that writes their group (the writer thread, or a caller blocked in
+// Append/Apply/Snapshot), or inline for an append refused before it was queued;
+// they must not block and must not call blocking Journal methods. Subscription callbacks
+// run on the journal's delivery thread.
 //
 // Lifetime: cursors and subscriptions must be destroyed before the Journal.
 #pragma once
@@ -198,8 +201,11 @@ class Journal {
   Status LoadStream(const std::string& device, const wire::StreamMeta& meta);
 
   // writer thread (writer.cc)
-  void Submit(std::unique_ptr<Op> op);
+  void StartAppend(std::string device, std::vector<NewEvent> events, AppendCallback done,
+                   bool may_write_here);
+  void Submit(std::unique_ptr<Op> op, bool may_write_here);
   void WriterLoop();
+  void WriteNextGroup(std::unique_lock<std::mutex>& l);
   void RunAppendGroup(std::vector<std::unique_ptr<Op>>& ops);
   Status BuildAppend(Op& op, Group& group);
   void SignGroup(Group& group);
@@ -244,11 +250,13 @@ class Journal {
   std::unique_ptr<Store> store_;
   std::map<std::string, std::shared_ptr<DeviceSigner>> signers_;
 
-  mutable std::mutex mu_;  // guards streams_, queue_, stopping_, poisoned_, listener_
+  mutable std::mutex
+      mu_;  // guards streams_, queue_, stopping_, writing_, poisoned_, listener_
   std::map<std::string, std::unique_ptr<internal::StreamState>> streams_;
   std::deque<std::unique_ptr<Op>> queue_;
   std::condition_variable queue_cv_;
   bool stopping_ = false;
+  bool writing_ = false;  // a thread is writing a group (the writer or a caller)
   Status poisoned_;
   CommitListener listener_;
   std::thread writer_;

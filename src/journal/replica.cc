@@ -120,7 +120,7 @@ Result<ApplyOutcome> Journal::Apply(std::string_view device, std::string_view ce
   std::promise<Result<ApplyOutcome>> done;
   auto f = done.get_future();
   op->on_apply = [&done](Result<ApplyOutcome> r) { done.set_value(std::move(r)); };
-  Submit(std::move(op));
+  Submit(std::move(op), /*may_write_here=*/true);
   return f.get();
 }
 

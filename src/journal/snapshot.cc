@@ -46,7 +46,7 @@ Result<uint64_t> Journal::Snapshot(std::string_view device) {
   auto f = done.get_future();
   auto op = SeqOp(Op::Kind::kSnapshot, &done);
   op->device = std::string(device);
-  Submit(std::move(op));
+  Submit(std::move(op), /*may_write_here=*/true);
   return f.get();
 }
 
@@ -58,7 +58,7 @@ Result<uint64_t> Journal::InstallSnapshot(std::string_view cert_der,
   op->device = snapshot.header.device();
   op->cert_der = std::string(cert_der);
   op->snapshot = std::move(snapshot);
-  Submit(std::move(op));
+  Submit(std::move(op), /*may_write_here=*/true);
   return f.get();
 }
 

@@ -128,13 +128,19 @@ Status Prepare(const std::string& device, const std::vector<NewEvent>& events,
 Result<SeqRange> Journal::Append(std::string_view device, std::vector<NewEvent> events) {
   std::promise<Result<SeqRange>> done;
   auto f = done.get_future();
-  AppendAsync(std::string(device), std::move(events),
-              [&done](Result<SeqRange> r) { done.set_value(std::move(r)); });
+  StartAppend(
+      std::string(device), std::move(events),
+      [&done](Result<SeqRange> r) { done.set_value(std::move(r)); }, true);
   return f.get();
 }
 
 void Journal::AppendAsync(std::string device, std::vector<NewEvent> events,
                           AppendCallback done) {
+  StartAppend(std::move(device), std::move(events), std::move(done), false);
+}
+
+void Journal::StartAppend(std::string device, std::vector<NewEvent> events,
+                          AppendCallback done, bool may_write_here) {
   if (!signers_.count(device)) {
     done(Status::PermissionDenied("this node does not hold the key of device '" + device +
                                   "'"));
@@ -149,22 +155,28 @@ void Journal::AppendAsync(std::string device, std::vector<NewEvent> events,
   }
   op->device = std::move(device);
   op->on_append = std::move(done);
-  Submit(std::move(op));
+  Submit(std::move(op), may_write_here);
 }
 
-void Journal::Submit(std::unique_ptr<Op> op) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (!stopping_) {
-      queue_.push_back(std::move(op));
-      queue_cv_.notify_one();
-      return;
-    }
+// A caller that blocks for its result anyway writes the group itself when no
+// one else is writing (as LevelDB's own writers do): waking the writer thread
+// and being woken again costs more than a small append on these machines.
+void Journal::Submit(std::unique_ptr<Op> op, bool may_write_here) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (stopping_) {
+    l.unlock();
+    const Status closing = Status::Unavailable("journal is shutting down");
+    if (op->on_append) op->on_append(closing);
+    if (op->on_apply) op->on_apply(closing);
+    if (op->on_seq) op->on_seq(closing);
+    return;
   }
-  const Status closing = Status::Unavailable("journal is shutting down");
-  if (op->on_append) op->on_append(closing);
-  if (op->on_apply) op->on_apply(closing);
-  if (op->on_seq) op->on_seq(closing);
+  queue_.push_back(std::move(op));
+  if (may_write_here && !writing_) {
+    WriteNextGroup(l);
+  } else {
+    queue_cv_.notify_one();
+  }
 }
 
 Status Journal::Poisoned() const {
@@ -173,39 +185,46 @@ Status Journal::Poisoned() const {
 }
 
 void Journal::WriterLoop() {
+  std::unique_lock<std::mutex> l(mu_);
   for (;;) {
-    std::vector<std::unique_ptr<Op>> ops;
-    {
-      std::unique_lock<std::mutex> l(mu_);
-      queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and every queued op is done
-      size_t bytes = 0;
-      // Consecutive appends form one group, within the group bounds.
-      do {
-        bytes += queue_.front()->bytes;
-        ops.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      } while (ops.front()->kind == Op::Kind::kAppend && !queue_.empty() &&
-               queue_.front()->kind == Op::Kind::kAppend &&
-               ops.size() < options_.max_group_appends &&
-               bytes < options_.max_group_bytes);
-    }
-    Op& first = *ops.front();
-    switch (first.kind) {
-      case Op::Kind::kAppend:
-        RunAppendGroup(ops);
-        break;
-      case Op::Kind::kApply:
-        first.on_apply(DoApply(first));
-        break;
-      case Op::Kind::kSnapshot:
-        first.on_seq(DoSnapshot(first.device));
-        break;
-      case Op::Kind::kInstall:
-        first.on_seq(DoInstall(first));
-        break;
-    }
+    queue_cv_.wait(l, [&] { return !writing_ && (stopping_ || !queue_.empty()); });
+    if (queue_.empty()) return;  // stopping, and every queued op is done
+    WriteNextGroup(l);
   }
+}
+
+// REQUIRES: l holds mu_, !writing_, !queue_.empty(). Returns with l held.
+void Journal::WriteNextGroup(std::unique_lock<std::mutex>& l) {
+  writing_ = true;
+  std::vector<std::unique_ptr<Op>> ops;
+  size_t bytes = 0;
+  // Consecutive appends form one group, within the group bounds.
+  do {
+    bytes += queue_.front()->bytes;
+    ops.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  } while (ops.front()->kind == Op::Kind::kAppend && !queue_.empty() &&
+           queue_.front()->kind == Op::Kind::kAppend &&
+           ops.size() < options_.max_group_appends && bytes < options_.max_group_bytes);
+  l.unlock();
+  Op& first = *ops.front();
+  switch (first.kind) {
+    case Op::Kind::kAppend:
+      RunAppendGroup(ops);
+      break;
+    case Op::Kind::kApply:
+      first.on_apply(DoApply(first));
+      break;
+    case Op::Kind::kSnapshot:
+      first.on_seq(DoSnapshot(first.device));
+      break;
+    case Op::Kind::kInstall:
+      first.on_seq(DoInstall(first));
+      break;
+  }
+  l.lock();
+  writing_ = false;
+  if (!queue_.empty() || stopping_) queue_cv_.notify_one();
 }
 
 Status Journal::BuildAppend(Op& op, Group& group) {

@@ -13,12 +13,14 @@ def main(path):
         data = json.load(f)
     by_name = {b["name"]: b for b in data["benchmarks"] if b.get("run_type") != "aggregate"}
     rows = []
-    for name, b in by_name.items():
-        if not name.startswith("BM_Append/"):
-            continue
-        raw = by_name.get(name.replace("BM_Append/", "BM_RawLevelDB/"))
-        if raw:
-            rows.append((name.split("/", 1)[1].replace("/real_time", ""), rate(b), rate(raw)))
+    for prefix, label in (("BM_Append/", "append"), ("BM_AppendPipelined/", "pipelined")):
+        for name, b in by_name.items():
+            if not name.startswith(prefix):
+                continue
+            raw = by_name.get(name.replace(prefix, "BM_RawLevelDB/"))
+            if raw:
+                case = name.split("/", 1)[1].replace("/real_time", "")
+                rows.append((label + " " + case, rate(b), rate(raw)))
     scan = by_name.get("BM_ReadSequential/min_time:0.500/real_time")
     raw_scan = by_name.get("BM_RawLevelDBScan/min_time:0.500/real_time")
     print()
@@ -26,7 +28,7 @@ def main(path):
     print("| --- | ---: | ---: | ---: |")
     for case, ours, theirs in rows:
         case = case.replace("/min_time:0.500", "")
-        print(f"| append {case} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f} |")
+        print(f"| {case} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f} |")
     if scan and raw_scan:
         print(f"| sequential read | {rate(scan):,.0f} | {rate(raw_scan):,.0f} | "
               f"{rate(scan) / rate(raw_scan):.2f} |")
