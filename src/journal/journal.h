@@ -214,6 +214,12 @@ class Journal {
   Status Poisoned() const;
 
   // replication input (replica.cc)
+  struct ReplicaStream {
+    std::shared_ptr<const DevicePublicKey> key;
+    wire::StreamMeta meta;
+  };
+  Result<ReplicaStream> BeginReplicaOp(const std::string& device,
+                                       std::string_view cert_der);
   Result<ApplyOutcome> DoApply(Op& op);
   Result<std::shared_ptr<const DevicePublicKey>> KeyFor(const std::string& device,
                                                         std::string_view cert_der);

@@ -150,27 +150,35 @@ Result<std::shared_ptr<const DevicePublicKey>> Journal::KeyFor(
   return key;
 }
 
-Result<ApplyOutcome> Journal::DoApply(Op& op) {
-  CAIRN_RETURN_IF_ERROR(Poisoned());
-  const std::string& device = op.device;
+// What every replication input starts from: a device we are not the source of,
+// its verified key, and its meta (a fresh stream at genesis if we have none).
+Result<Journal::ReplicaStream> Journal::BeginReplicaOp(const std::string& device,
+                                                       std::string_view cert_der) {
   CAIRN_RETURN_IF_ERROR(ValidateDeviceId(device));
   if (signers_.count(device)) {
     return Status::PermissionDenied("this node is the source of '" + device +
-                                    "'; it does not accept its records from peers");
+                                    "'; it does not accept its stream from peers");
   }
+  ReplicaStream out;
+  CAIRN_ASSIGN_OR_RETURN(out.key, KeyFor(device, cert_der));
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = streams_.find(device);
+  if (it != streams_.end() && !it->second->meta.head_hash().empty()) {
+    out.meta = it->second->meta;
+  } else {
+    out.meta.set_first(1);
+    out.meta.set_head_hash(GenesisHash(device, out.key->raw()));
+  }
+  return out;
+}
+
+Result<ApplyOutcome> Journal::DoApply(Op& op) {
+  CAIRN_RETURN_IF_ERROR(Poisoned());
+  const std::string& device = op.device;
+  CAIRN_ASSIGN_OR_RETURN(ReplicaStream start, BeginReplicaOp(device, op.cert_der));
   CAIRN_RETURN_IF_ERROR(CheckShape(device, op.records));
-  CAIRN_ASSIGN_OR_RETURN(auto key, KeyFor(device, op.cert_der));
-  wire::StreamMeta meta;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = streams_.find(device);
-    if (it != streams_.end() && !it->second->meta.head_hash().empty()) {
-      meta = it->second->meta;
-    } else {
-      meta.set_first(1);
-      meta.set_head_hash(GenesisHash(device, key->raw()));
-    }
-  }
+  const std::shared_ptr<const DevicePublicKey> key = std::move(start.key);
+  wire::StreamMeta meta = std::move(start.meta);
   meta.set_device_cert(key->cert_der());
   ApplyOutcome out;
   out.last = meta.last();

@@ -168,23 +168,10 @@ Result<uint64_t> Journal::DoInstall(Op& op) {
   const SnapshotData& snap = op.snapshot;
   const wire::SnapshotHeader& h = snap.header;
   const std::string& device = h.device();
-  CAIRN_RETURN_IF_ERROR(ValidateDeviceId(device));
-  if (signers_.count(device)) {
-    return Status::PermissionDenied("this node is the source of '" + device + "'");
-  }
-  CAIRN_ASSIGN_OR_RETURN(auto key, KeyFor(device, op.cert_der));
+  CAIRN_ASSIGN_OR_RETURN(ReplicaStream start, BeginReplicaOp(device, op.cert_der));
+  const std::shared_ptr<const DevicePublicKey> key = std::move(start.key);
+  const wire::StreamMeta meta = std::move(start.meta);
   CAIRN_RETURN_IF_ERROR(CheckSnapshot(snap, *key));
-  wire::StreamMeta meta;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = streams_.find(device);
-    if (it != streams_.end() && !it->second->meta.head_hash().empty()) {
-      meta = it->second->meta;
-    } else {
-      meta.set_first(1);
-      meta.set_head_hash(GenesisHash(device, key->raw()));
-    }
-  }
   if (h.seq() <= meta.snapshot()) return meta.snapshot();  // we already have as much
   leveldb::WriteBatch batch;
   wire::StreamMeta next = meta;
