@@ -1,0 +1,75 @@
+// The Action factories of the discovery core.
+#include "discovery/peer_manager.h"
+
+namespace cairn::discovery {
+
+Action Action::Connect(ConnId conn, std::string address) {
+  Action a;
+  a.kind = Kind::kConnect;
+  a.conn = conn;
+  a.address = std::move(address);
+  return a;
+}
+
+Action Action::Send(ConnId conn, wire::Envelope envelope) {
+  Action a;
+  a.kind = Kind::kSend;
+  a.conn = conn;
+  a.envelope = std::move(envelope);
+  return a;
+}
+
+Action Action::Close(ConnId conn, std::string reason) {
+  Action a;
+  a.kind = Kind::kClose;
+  a.conn = conn;
+  a.reason = std::move(reason);
+  return a;
+}
+
+Action Action::Resolve(std::string name) {
+  Action a;
+  a.kind = Kind::kResolve;
+  a.address = std::move(name);
+  return a;
+}
+
+Action Action::PeerActive(std::string node_id, ConnId conn) {
+  Action a;
+  a.kind = Kind::kPeerActive;
+  a.node_id = std::move(node_id);
+  a.conn = conn;
+  return a;
+}
+
+Action Action::PeerGone(std::string node_id, std::string reason) {
+  Action a;
+  a.kind = Kind::kPeerGone;
+  a.node_id = std::move(node_id);
+  a.reason = std::move(reason);
+  return a;
+}
+
+Action Action::Deliver(std::string node_id, wire::Envelope envelope) {
+  Action a;
+  a.kind = Kind::kDeliver;
+  a.node_id = std::move(node_id);
+  a.envelope = std::move(envelope);
+  return a;
+}
+
+Action Action::SavePeer(wire::PeerRecord record) {
+  Action a;
+  a.kind = Kind::kSavePeer;
+  a.record = std::move(record);
+  return a;
+}
+
+Action Action::ErasePeer(std::string node_id) {
+  Action a;
+  a.kind = Kind::kErasePeer;
+  a.node_id = std::move(node_id);
+  return a;
+}
+
+}  // namespace cairn::discovery

@@ -1,0 +1,54 @@
+// Options of the discovery layer: every interval and every limit of the peer table,
+// with production defaults. Tests shorten the intervals (ping 100 ms, dead 300 ms,
+// backoff 50..400 ms) so that a whole life cycle runs in a second.
+//
+// Thread-safety: a plain value.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cairn::discovery {
+
+// The peer protocol version this build speaks, and the oldest it still accepts. A
+// hello outside [kMinProtocolVersion, kProtocolVersion] is refused with a reason.
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kMinProtocolVersion = 1;
+// The port a DNS seed's A/AAAA addresses are dialled on when it has no SRV record.
+inline constexpr int kDefaultPort = 7411;
+
+struct Options {
+  // Heartbeats: a ping once an active connection has received nothing for
+  // ping_interval_ms; the peer goes to lifesupport after dead_interval_ms of silence.
+  // A connection that has not completed the hello exchange within dead_interval_ms
+  // of opening is closed too.
+  int64_t ping_interval_ms = 10'000;
+  int64_t dead_interval_ms = 30'000;
+  // Lifesupport: reconnect after backoff_initial_ms, doubling per failed attempt up
+  // to backoff_max_ms, each delay drawn uniformly from [d/2, d] (jitter). After
+  // max_attempts failed attempts an unpinned peer is deleted; a pinned one (a
+  // configured seed) keeps retrying at backoff_max_ms.
+  int64_t backoff_initial_ms = 1'000;
+  int64_t backoff_max_ms = 300'000;
+  uint32_t max_attempts = 10;
+  // Purgatory: how long the losing address of a self or duplicate connection is
+  // not dialled; the purgatory entry is deleted afterwards.
+  int64_t purgatory_ms = 60'000;
+  // Peer exchange: on every new active peer and then every exchange_interval_ms.
+  bool peer_exchange = true;
+  int64_t exchange_interval_ms = 60'000;
+  // DNS seeds: re-resolved every dns_refresh_ms; after a failure, dns_retry_ms.
+  int64_t dns_refresh_ms = 300'000;
+  int64_t dns_retry_ms = 10'000;
+
+  // Limits.
+  size_t max_peers = 256;             // entries in the table, purgatory excluded
+  size_t max_addresses_per_peer = 4;  // addresses remembered for one node id
+  size_t max_exchange_entries = 64;   // peers sent or read in one PeerExchange
+  size_t max_purgatory = 256;         // purgatory entries (oldest dropped first)
+  size_t max_dns_names = 16;          // DNS seed names
+  size_t max_dns_addresses = 32;      // addresses taken from one resolution
+  size_t max_transitions = 512;       // transition log kept for status and tests
+};
+
+}  // namespace cairn::discovery

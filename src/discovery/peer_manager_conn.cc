@@ -1,0 +1,212 @@
+// Connections of the peer table: the hello exchange in both directions, self and
+// duplicate connections, heartbeats, peer exchange and messages for the layer above.
+#include <algorithm>
+
+#include "discovery/address.h"
+#include "discovery/peer_manager.h"
+
+namespace cairn::discovery {
+namespace {
+
+// The name of the message an Envelope carries ("hello", "events"), for reasons.
+std::string MessageName(const wire::Envelope& m) {
+  const auto* field = wire::Envelope::descriptor()->FindFieldByNumber(m.msg_case());
+  return field == nullptr ? "an empty or unknown message" : field->name();
+}
+
+std::string Ms(int64_t us) { return std::to_string(us / 1000) + " ms"; }
+
+}  // namespace
+
+ConnId PeerManager::NewConn(bool outgoing, const std::string& address,
+                            const std::string& key) {
+  ConnId id = next_conn_++;
+  Conn& c = conns_[id];
+  c.id = id;
+  c.outgoing = outgoing;
+  c.address = address;
+  c.key = key;
+  return id;
+}
+
+void PeerManager::OnOpened(ConnId conn, const std::string& verified_id,
+                           const std::string& /*remote_address*/) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end() || it->second.closing || it->second.opened) return;
+  Conn& c = it->second;
+  c.opened = true;
+  c.verified_id = verified_id;
+  c.opened_mono = c.last_rx_mono = clock_->MonotonicMicros();
+  SendHello(conn);
+}
+
+ConnId PeerManager::OnIncomingOpened(const std::string& verified_id,
+                                     const std::string& remote_address) {
+  ConnId id = NewConn(/*outgoing=*/false, remote_address, verified_id);
+  Conn& c = conns_[id];
+  c.opened = true;
+  c.verified_id = verified_id;
+  c.opened_mono = c.last_rx_mono = clock_->MonotonicMicros();
+  SendHello(id);
+  if (verified_id == self_id_) return id;
+  Entry* e = Find(verified_id);
+  if (e == nullptr) {
+    e = NewEntry(verified_id, "incoming connection");
+    if (e == nullptr) return id;  // table full: refused at hello
+    e->node_id = verified_id;
+  } else if (e->state != PeerState::kLifesupport) {
+    return id;  // already dialling or active: settled at hello
+  }
+  e->conn = id;
+  SetState(*e, verified_id, PeerState::kIncoming,
+           "incoming connection from " + remote_address);
+  return id;
+}
+
+void PeerManager::SendHello(ConnId conn) {
+  wire::Envelope m;
+  wire::Hello* hello = m.mutable_hello();
+  hello->set_node_id(self_id_);
+  hello->set_protocol_version(kProtocolVersion);
+  hello->set_advertise(advertise_);
+  hello->set_time_us(clock_->NowMicros());
+  Send(conn, std::move(m));
+}
+
+void PeerManager::Send(ConnId conn, wire::Envelope envelope) {
+  actions_.push_back(Action::Send(conn, std::move(envelope)));
+}
+
+void PeerManager::CloseConn(ConnId conn, const std::string& why, bool goodbye) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end() || it->second.closing) return;
+  it->second.closing = true;
+  it->second.close_reason = why;
+  if (goodbye && it->second.opened) {
+    wire::Envelope m;
+    m.mutable_goodbye()->set_reason(why);
+    Send(conn, std::move(m));
+  }
+  actions_.push_back(Action::Close(conn, why));
+}
+
+void PeerManager::OnClosed(ConnId conn, const std::string& reason) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return;
+  Conn c = std::move(it->second);
+  conns_.erase(it);
+  const std::string why = c.closing ? c.close_reason : reason;
+  Entry* e = Find(c.key);
+  if (e == nullptr || e->conn != c.id) return;
+  e->conn = 0;
+  if (e->state == PeerState::kActive) {
+    actions_.push_back(Action::PeerGone(e->node_id, why));
+    e->attempts = 0;
+    return ToLifesupport(c.key, why);
+  }
+  if (c.outgoing) {
+    ++e->attempts;
+    return ToLifesupport(c.key, "attempt " + std::to_string(e->attempts) + " to " +
+                                    c.address + " failed: " + why);
+  }
+  ToLifesupport(c.key, why);
+}
+
+// ---------------------------------------------------------------- messages
+
+void PeerManager::OnMessage(ConnId conn, wire::Envelope&& m) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end() || it->second.closing || !it->second.opened) return;
+  Conn& c = it->second;
+  c.last_rx_mono = clock_->MonotonicMicros();
+  c.ping_outstanding = false;
+  if (m.has_hello()) return OnHello(c, m.hello());
+  if (!c.hello_done) {
+    return CloseConn(c.id, "protocol error: " + MessageName(m) + " before hello", true);
+  }
+  switch (m.msg_case()) {
+    case wire::Envelope::kPing:
+    case wire::Envelope::kPong:
+    case wire::Envelope::kGoodbye:
+    case wire::Envelope::kPeerExchange:
+      return OnDiscoveryMessage(c, m);
+    case wire::Envelope::MSG_NOT_SET:
+      return;  // a message type from a newer peer: ignored once hellos are done
+    default:
+      break;
+  }
+  Entry* e = Find(c.key);
+  if (e == nullptr || e->conn != c.id || e->state != PeerState::kActive) return;
+  actions_.push_back(Action::Deliver(e->node_id, std::move(m)));
+}
+
+void PeerManager::OnDiscoveryMessage(Conn& c, wire::Envelope& m) {
+  if (m.has_ping()) {
+    wire::Envelope pong;
+    pong.mutable_pong()->set_nonce(m.ping().nonce());
+    return Send(c.id, std::move(pong));
+  }
+  if (m.has_goodbye()) {
+    return CloseConn(c.id, "peer said goodbye: " + m.goodbye().reason(), false);
+  }
+  if (m.has_peer_exchange() && options_.peer_exchange) {
+    Entry* e = Find(c.key);
+    if (e != nullptr && e->conn == c.id) OnPeerExchange(m.peer_exchange());
+  }
+}
+
+void PeerManager::OnPeerExchange(const wire::PeerExchange& px) {
+  int n = std::min(px.peers_size(), static_cast<int>(options_.max_exchange_entries));
+  for (int i = 0; i < n; ++i) {
+    const wire::PeerExchange::Peer& p = px.peers(i);
+    if (!IsPlausibleNodeId(p.node_id())) continue;
+    Learn(p.node_id(), p.address(), false, "peer exchange");
+  }
+}
+
+void PeerManager::SendExchange(ConnId conn, const std::string& exclude) {
+  wire::Envelope m;
+  wire::PeerExchange* px = m.mutable_peer_exchange();
+  for (const auto& [key, e] : entries_) {
+    if (px->peers_size() >= static_cast<int>(options_.max_exchange_entries)) break;
+    if (e.state != PeerState::kActive || key == exclude || e.addresses.empty()) continue;
+    wire::PeerExchange::Peer* p = px->add_peers();
+    p->set_node_id(e.node_id);
+    p->set_address(e.addresses.front());
+  }
+  if (px->peers_size() > 0) Send(conn, std::move(m));
+}
+
+void PeerManager::AnnounceToOthers(const std::string& id) {
+  Entry* e = Find(id);
+  if (e == nullptr || e->addresses.empty()) return;
+  wire::Envelope m;
+  wire::PeerExchange::Peer* p = m.mutable_peer_exchange()->add_peers();
+  p->set_node_id(id);
+  p->set_address(e->addresses.front());
+  for (const auto& [key, other] : entries_) {
+    if (key != id && other.state == PeerState::kActive) Send(other.conn, m);
+  }
+}
+
+void PeerManager::Heartbeat(Conn& c, int64_t now) {
+  if (!c.opened || c.closing) return;
+  const int64_t dead_us = options_.dead_interval_ms * 1000;
+  if (!c.hello_done) {
+    if (now - c.opened_mono >= dead_us)
+      CloseConn(c.id, "no hello within " + Ms(dead_us), true);
+    return;
+  }
+  const int64_t silent = now - c.last_rx_mono;
+  if (silent >= dead_us) {
+    return CloseConn(c.id, "dead: nothing received for " + Ms(silent), true);
+  }
+  if (!c.ping_outstanding && silent >= options_.ping_interval_ms * 1000) {
+    c.ping_outstanding = true;
+    wire::Envelope ping;
+    ping.mutable_ping()->set_nonce(rng_->Next());
+    Send(c.id, std::move(ping));
+  }
+}
+
+}  // namespace cairn::discovery

@@ -1,0 +1,154 @@
+// The hello exchange: identity and version checks, self connections, naming the
+// entry a seed or DNS address turned out to be, and duplicate connections.
+#include <algorithm>
+
+#include "discovery/address.h"
+#include "discovery/peer_manager.h"
+
+namespace cairn::discovery {
+
+void PeerManager::OnHello(Conn& c, const wire::Hello& hello) {
+  if (c.hello_done) return CloseConn(c.id, "protocol error: second hello", true);
+  if (!CheckHello(c, hello)) return;
+  std::optional<std::string> id = Identify(c, hello);
+  if (!id) return;
+  c.hello_done = true;
+  Activate(c, *id, hello);
+}
+
+bool PeerManager::CheckHello(Conn& c, const wire::Hello& hello) {
+  if (hello.node_id() != c.verified_id) {
+    CloseConn(c.id,
+              "hello names node '" + hello.node_id() + "' but its certificate says '" +
+                  c.verified_id + "'",
+              true);
+    return false;
+  }
+  const uint32_t v = hello.protocol_version();
+  if (v < kMinProtocolVersion || v > kProtocolVersion) {
+    CloseConn(c.id,
+              "incompatible protocol version " + std::to_string(v) +
+                  " (this node speaks " + std::to_string(kMinProtocolVersion) + ".." +
+                  std::to_string(kProtocolVersion) + ")",
+              true);
+    return false;
+  }
+  if (!hello.advertise().empty() && !SplitHostPort(hello.advertise())) {
+    CloseConn(
+        c.id,
+        "protocol error: advertised address '" + hello.advertise() + "' is not HOST:PORT",
+        true);
+    return false;
+  }
+  return true;
+}
+
+// Settles which entry the connection belongs to, now that the peer's id is known.
+// Returns the id, or nothing when the connection was closed instead.
+std::optional<std::string> PeerManager::Identify(Conn& c, const wire::Hello& hello) {
+  const std::string& id = hello.node_id();
+  Entry* e = Find(c.key);
+  if (id == self_id_) {
+    const std::string why = "connected to ourselves";
+    if (c.outgoing) {
+      self_addresses_.insert(c.address);
+      ToPurgatory(c.address, id, why);
+      if (e != nullptr && e->node_id.empty()) {
+        Log(c.key, e->state, PeerState::kPurgatory, why);
+        entries_.erase(c.key);
+      }
+    }
+    CloseConn(c.id, why, true);
+    return std::nullopt;
+  }
+  if (c.outgoing && e != nullptr && !e->node_id.empty() && e->node_id != id) {
+    std::erase(e->addresses, c.address);
+    CloseConn(
+        c.id,
+        "expected node '" + e->node_id + "' at " + c.address + ", found '" + id + "'",
+        true);
+    return std::nullopt;
+  }
+  if (e != nullptr && e->node_id.empty()) {
+    // A seed or DNS address: from now on it is the entry of `id`.
+    Entry named = std::move(*e);
+    entries_.erase(c.key);
+    Log(c.key, named.state, PeerState::kDeleted, "identified as " + id);
+    if (Entry* existing = Find(id)) {
+      for (const std::string& a : named.addresses) AddAddress(*existing, a, false);
+      existing->pinned = existing->pinned || named.pinned;
+    } else {
+      named.node_id = id;
+      entries_.emplace(id, std::move(named));
+    }
+    c.key = id;
+  }
+  if (Find(id) == nullptr) {
+    Entry* fresh = NewEntry(id, "hello");
+    if (fresh == nullptr) {
+      CloseConn(c.id, "peer table full", true);
+      return std::nullopt;
+    }
+    fresh->node_id = id;
+    fresh->state = c.outgoing ? PeerState::kOutgoing : PeerState::kIncoming;
+    c.key = id;
+  }
+  return id;
+}
+
+void PeerManager::Activate(Conn& c, const std::string& id, const wire::Hello& hello) {
+  Entry& e = *Find(id);
+  if (c.outgoing) AddAddress(e, c.address, /*front=*/hello.advertise().empty());
+  if (!hello.advertise().empty()) AddAddress(e, hello.advertise(), /*front=*/true);
+  if (e.state == PeerState::kActive && e.conn != c.id && conns_.count(e.conn) != 0) {
+    return ResolveDuplicate(c, e, id, hello);
+  }
+  const std::string why = c.outgoing ? "hello exchanged on connection to " + c.address
+                                     : "hello exchanged on connection from " + c.address;
+  MakeActive(c, e, id, why);
+}
+
+// Two live connections to one peer: keep exactly one, the same one at both ends.
+// An old connection silent past the ping interval loses to the new one; otherwise
+// the connection opened by the smaller node id survives; when we opened both (or
+// they did), the one already active stays.
+void PeerManager::ResolveDuplicate(Conn& neu, Entry& e, const std::string& id,
+                                   const wire::Hello& /*hello*/) {
+  Conn& old = conns_.at(e.conn);
+  const int64_t silent = clock_->MonotonicMicros() - old.last_rx_mono;
+  bool neu_wins = false;
+  std::string why;
+  if (silent >= options_.ping_interval_ms * 1000) {
+    neu_wins = true;
+    why = "replaced by a new connection (old one silent for " +
+          std::to_string(silent / 1000) + " ms)";
+  } else if (old.outgoing != neu.outgoing) {
+    const bool we_are_smaller = self_id_ < id;
+    neu_wins = neu.outgoing == we_are_smaller;
+    why = "duplicate connection: keeping the one opened by " +
+          (we_are_smaller ? self_id_ : id);
+  } else {
+    why = "duplicate connection: already active";
+  }
+  Conn& loser = neu_wins ? old : neu;
+  ToPurgatory(loser.outgoing ? loser.address : "from " + loser.address, id, why);
+  CloseConn(loser.id, why, true);
+  if (!neu_wins) return;
+  actions_.push_back(Action::PeerGone(id, why));
+  MakeActive(neu, e, id, why);
+}
+
+void PeerManager::MakeActive(Conn& c, Entry& e, const std::string& id,
+                             const std::string& why) {
+  e.conn = c.id;
+  e.attempts = 0;
+  e.last_seen_us = clock_->NowMicros();
+  SetState(e, id, PeerState::kActive, why);
+  Save(e);
+  actions_.push_back(Action::PeerActive(id, c.id));
+  if (!options_.peer_exchange) return;
+  SendExchange(c.id, id);
+  AnnounceToOthers(id);
+}
+
+}  // namespace cairn::discovery

@@ -1,0 +1,250 @@
+// The discovery core over time: heartbeats, lifesupport and backoff, pinned versus
+// unpinned peers, peer exchange, peer history and DNS seeds.
+#include <gtest/gtest.h>
+
+#include "discovery/core_fixture.h"
+
+namespace cairn::discovery::testing {
+namespace {
+
+using K = Action::Kind;
+
+class LifeTest : public CoreTest {
+ protected:
+  // Fails the pending attempt to `address` before it opens.
+  void FailAttempt(const std::string& address) {
+    ConnId conn = ConnectTo(address);
+    pm_->OnClosed(conn, "network: connection refused");
+  }
+  // Advances until a Connect shows up (at most `limit_ms`); returns the ms waited.
+  int64_t WaitForConnect(int64_t limit_ms) {
+    for (int64_t waited = 1; waited <= limit_ms; ++waited) {
+      AdvanceMs(1);
+      Take();
+      if (!Of(K::kConnect).empty()) return waited;
+    }
+    return -1;
+  }
+};
+
+TEST_F(LifeTest, IdlePeerIsPingedAndAPongKeepsItActive) {
+  ConnId conn = Incoming("c", "10.0.0.3:7411");
+  AdvanceMs(99);
+  Take();
+  EXPECT_FALSE(SentOn(conn, wire::Envelope::kPing));
+  AdvanceMs(1);
+  Take();
+  ASSERT_TRUE(SentOn(conn, wire::Envelope::kPing));
+  wire::Envelope pong;
+  pong.mutable_pong()->set_nonce(last_[0].envelope.ping().nonce());
+  pm_->OnMessage(conn, std::move(pong));
+  AdvanceMs(250);
+  Take();
+  EXPECT_TRUE(Of(K::kClose).empty());
+  EXPECT_EQ(StateOf("c"), PeerState::kActive);
+}
+
+TEST_F(LifeTest, APingIsAnsweredWithAPongOfTheSameNonce) {
+  ConnId conn = Incoming("c");
+  wire::Envelope ping;
+  ping.mutable_ping()->set_nonce(77);
+  pm_->OnMessage(conn, std::move(ping));
+  Take();
+  ASSERT_TRUE(SentOn(conn, wire::Envelope::kPong));
+  EXPECT_EQ(last_[0].envelope.pong().nonce(), 77u);
+}
+
+TEST_F(LifeTest, SilentPeerGoesToLifesupportAfterTheDeadInterval) {
+  ConnId conn = Incoming("c", "10.0.0.3:7411");
+  AdvanceMs(100);
+  AdvanceMs(199);
+  Take();
+  EXPECT_TRUE(Of(K::kClose).empty());
+  AdvanceMs(1);
+  Take();
+  EXPECT_EQ(CloseReasonOf(conn), "dead: nothing received for 300 ms");
+  pm_->OnClosed(conn, "local: dead");
+  Take();
+  ASSERT_EQ(Of(K::kPeerGone).size(), 1u);
+  EXPECT_EQ(Of(K::kPeerGone)[0].reason, "dead: nothing received for 300 ms");
+  PeerStatus row = Row("c");
+  EXPECT_EQ(row.state, PeerState::kLifesupport);
+  EXPECT_EQ(row.reason, "dead: nothing received for 300 ms");
+  EXPECT_GE(row.next_in_us, 25'000);
+  EXPECT_LE(row.next_in_us, 50'000);
+}
+
+TEST_F(LifeTest, BackoffDoublesWithJitterUpToTheCapAndPinnedSeedsNeverGiveUp) {
+  pm_->AddSeed("10.0.0.3:7411");
+  Take();
+  const int64_t expected_cap_ms[] = {100, 200, 400, 400, 400, 400, 400};
+  for (int64_t d : expected_cap_ms) {
+    FailAttempt("10.0.0.3:7411");
+    PeerStatus row = Row("10.0.0.3:7411");
+    ASSERT_EQ(row.state, PeerState::kLifesupport) << row.reason;
+    EXPECT_GE(row.next_in_us, d * 1000 / 2) << d;
+    EXPECT_LE(row.next_in_us, d * 1000) << d;
+    int64_t waited = WaitForConnect(d);
+    EXPECT_GE(waited, d / 2) << d;
+  }
+  EXPECT_TRUE(Row("10.0.0.3:7411").pinned);
+  EXPECT_EQ(Row("10.0.0.3:7411").attempts, 7u);
+}
+
+TEST_F(LifeTest, UnpinnedPeerIsDeletedAfterMaxAttempts) {
+  ConnId conn = Incoming("c", "10.0.0.3:7411");
+  pm_->OnClosed(conn, "peer closed");
+  for (uint32_t attempt = 1; attempt <= 3; ++attempt) {
+    ASSERT_GT(WaitForConnect(400), 0) << attempt;
+    FailAttempt("10.0.0.3:7411");
+    Take();
+  }
+  EXPECT_EQ(StateOf("c"), PeerState::kDeleted);
+  ASSERT_EQ(Of(K::kErasePeer).size(), 1u);
+  EXPECT_EQ(Of(K::kErasePeer)[0].node_id, "c");
+  EXPECT_NE(pm_->transitions().back().reason.find("gave up after 3 attempts"),
+            std::string::npos)
+      << pm_->transitions().back().reason;
+}
+
+TEST_F(LifeTest, APeerWithoutAnAddressIsDeletedWhenItGoes) {
+  ConnId conn = Incoming("c");  // advertised nothing
+  pm_->OnClosed(conn, "peer closed");
+  EXPECT_EQ(StateOf("c"), PeerState::kDeleted);
+}
+
+TEST_F(LifeTest, LifesupportPeerComesBackOnReconnect) {
+  ConnId conn = Incoming("c", "10.0.0.3:7411");
+  pm_->OnClosed(conn, "network: reset");
+  ASSERT_GT(WaitForConnect(50), 0);
+  ConnId again = ConnectTo("10.0.0.3:7411");
+  pm_->OnOpened(again, "c", "10.0.0.3:7411");
+  pm_->OnMessage(again, Hello("c", "10.0.0.3:7411"));
+  EXPECT_EQ(StateOf("c"), PeerState::kActive);
+  EXPECT_EQ(Row("c").attempts, 0u);
+}
+
+TEST_F(LifeTest, ActivationExchangesPeersBothWays) {
+  ConnId a = Incoming("a", "10.0.0.1:7411");
+  ConnId c = Incoming("c", "10.0.0.3:7411");
+  Take();
+  ConnId d = Incoming("d", "10.0.0.4:7411");
+  // d learns of a and c; a and c learn of d.
+  bool told_d = false, told_a = false, told_c = false;
+  for (const Action& x : last_) {
+    if (x.kind != K::kSend || !x.envelope.has_peer_exchange()) continue;
+    const auto& peers = x.envelope.peer_exchange().peers();
+    if (x.conn == d) told_d = peers.size() == 2 && peers[0].node_id() == "a";
+    if (x.conn == a) told_a = peers.size() == 1 && peers[0].address() == "10.0.0.4:7411";
+    if (x.conn == c) told_c = peers.size() == 1 && peers[0].node_id() == "d";
+  }
+  EXPECT_TRUE(told_d && told_a && told_c);
+}
+
+TEST_F(LifeTest, PeerExchangeDialsNewPeersAndSkipsSelfAndJunk) {
+  ConnId a = Incoming("a", "10.0.0.1:7411");
+  pm_->OnMessage(a, PeerExchange({{"c", "10.0.0.3:7411"},
+                                  {"b", "10.0.0.2:7411"},
+                                  {"-bad", "10.0.0.9:7411"},
+                                  {"e", "no-port"},
+                                  {"a", "10.0.0.11:7411"}}));
+  Take();
+  ASSERT_EQ(Of(K::kConnect).size(), 1u);
+  EXPECT_EQ(Of(K::kConnect)[0].address, "10.0.0.3:7411");
+  EXPECT_EQ(Row("a").addresses.size(), 2u);  // learned a second address for a
+  EXPECT_EQ(pm_->connect_attempts(), 1u);
+}
+
+TEST_F(LifeTest, PeerExchangeIsBounded) {
+  Options o = FastOptions();
+  o.max_exchange_entries = 2;
+  o.max_peers = 3;
+  Remake(o);
+  ConnId a = Incoming("a", "10.0.0.1:7411");
+  std::vector<std::pair<std::string, std::string>> many;
+  for (int i = 0; i < 10; ++i) {
+    many.emplace_back("n" + std::to_string(i), "10.1.0." + std::to_string(i) + ":7411");
+  }
+  pm_->OnMessage(a, PeerExchange(many));
+  Take();
+  EXPECT_EQ(Of(K::kConnect).size(), 2u);
+  pm_->OnMessage(a, PeerExchange({{"x", "10.2.0.1:7411"}, {"y", "10.2.0.2:7411"}}));
+  Take();
+  EXPECT_EQ(Of(K::kConnect).size(), 0u);  // the table is full (max_peers 3)
+}
+
+TEST_F(LifeTest, PeriodicExchangeGoesToEveryActivePeer) {
+  Options o = FastOptions();
+  o.exchange_interval_ms = 50;
+  Remake(o);
+  ConnId a = Incoming("a", "10.0.0.1:7411");
+  ConnId c = Incoming("c", "10.0.0.3:7411");
+  AdvanceMs(50);
+  Take();
+  EXPECT_TRUE(SentOn(a, wire::Envelope::kPeerExchange));
+  EXPECT_TRUE(SentOn(c, wire::Envelope::kPeerExchange));
+}
+
+TEST_F(LifeTest, PeerHistoryIsRestoredAndDialled) {
+  wire::PeerRecord r;
+  r.set_node_id("c");
+  r.add_addresses("10.0.0.3:7411");
+  r.set_pinned(true);
+  r.set_last_seen_us(5);
+  wire::PeerRecord me;
+  me.set_node_id("b");
+  me.add_addresses("10.0.0.2:7411");
+  pm_->Restore({r, me});
+  Take();
+  ASSERT_EQ(Of(K::kConnect).size(), 1u);
+  EXPECT_EQ(ConnectTo("10.0.0.3:7411"), Of(K::kConnect)[0].conn);
+  EXPECT_TRUE(Row("c").pinned);
+  EXPECT_EQ(StateOf("c"), PeerState::kOutgoing);
+  pm_->AddSeed("10.0.0.3:7411");  // the same peer as a seed: no second dial
+  Take();
+  EXPECT_TRUE(Of(K::kConnect).empty());
+}
+
+TEST_F(LifeTest, DnsNameIsResolvedRetriedAfterFailureAndRefreshed) {
+  pm_->AddDnsName("mesh.test");
+  Take();
+  ASSERT_EQ(Of(K::kResolve).size(), 1u);
+  pm_->OnResolved("mesh.test", {}, "Domain name not found");
+  AdvanceMs(499);
+  Take();
+  EXPECT_TRUE(Of(K::kResolve).empty());
+  AdvanceMs(1);
+  Take();
+  ASSERT_EQ(Of(K::kResolve).size(), 1u);
+  pm_->OnResolved("mesh.test", {"10.0.0.3:7411", "10.0.0.4:7411"}, "");
+  Take();
+  EXPECT_EQ(Of(K::kConnect).size(), 2u);
+  AdvanceMs(5000);
+  Take();
+  EXPECT_EQ(Of(K::kResolve).size(), 1u);
+  pm_->OnResolved("mesh.test", {"10.0.0.3:7411"}, "");
+  Take();
+  EXPECT_TRUE(Of(K::kConnect).empty());  // known already
+}
+
+TEST_F(LifeTest, DeadlineIsTheEarliestThingDue) {
+  EXPECT_FALSE(pm_->NextDeadline().has_value());
+  Incoming("c", "10.0.0.3:7411");
+  ASSERT_TRUE(pm_->NextDeadline().has_value());
+  EXPECT_EQ(*pm_->NextDeadline(), clock_.MonotonicMicros() + 100'000);
+}
+
+TEST_F(LifeTest, EveryTransitionHasAReasonAndATime) {
+  ConnId conn = Incoming("c", "10.0.0.3:7411");
+  pm_->OnClosed(conn, "network: reset");
+  ASSERT_GE(pm_->transitions().size(), 3u);
+  for (const Transition& t : pm_->transitions()) {
+    EXPECT_FALSE(t.reason.empty());
+    EXPECT_EQ(t.time_us, clock_.NowMicros());
+  }
+  EXPECT_EQ(pm_->transitions().back().to, PeerState::kLifesupport);
+  EXPECT_EQ(pm_->transitions().back().reason, "network: reset");
+}
+
+}  // namespace
+}  // namespace cairn::discovery::testing
