@@ -1,4 +1,8 @@
+// The low-level SHA-256 interface is deprecated in OpenSSL 3; see Sha256 below.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "journal/chain.h"
+
+#include <openssl/sha.h>
 
 #include <cstring>
 
@@ -6,60 +10,35 @@
 #include "base/check.h"
 
 namespace cairn::journal {
-namespace {
 
-// Fetched once: an implicit fetch on every digest costs more than hashing a record.
-const EVP_MD* Sha256Md() {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  CHECK(md != nullptr);
-  return md;
-}
+// SHA-256 through OpenSSL's low-level interface. OpenSSL 3 marks it deprecated
+// in favour of EVP, but EVP allocates and frees a provider context for every
+// digest: for the 72-byte link hash that costs more than the hashing itself. The
+// low-level functions use the same assembly (SHA-NI where present).
+static_assert(sizeof(SHA256_CTX) <= 128, "Sha256::state_ too small");
 
-}  // namespace
-
-namespace {
-
-// One digest context per thread, re-initialised per hash: allocating a context
-// per record costs as much as hashing it.
-struct ThreadCtx {
-  ThreadCtx() : ctx(EVP_MD_CTX_new()) { CHECK(ctx != nullptr); }
-  ~ThreadCtx() { EVP_MD_CTX_free(ctx); }
-  EVP_MD_CTX* ctx;
-  bool in_use = false;
-};
-thread_local ThreadCtx thread_ctx;
-
-}  // namespace
+// Room for lp(device) ‖ u64 time ‖ lp(type) ‖ u32 payload length: ids are at most
+// 128 bytes and types at most 64 (checked before hashing).
+constexpr size_t kMaxHeadBytes = 256;
 
 Sha256::Sha256() {
-  if (!thread_ctx.in_use) {
-    thread_ctx.in_use = true;
-    ctx_ = thread_ctx.ctx;
-  } else {
-    ctx_ = EVP_MD_CTX_new();  // nested use on one thread
-    CHECK(ctx_ != nullptr);
-  }
-  CHECK(EVP_DigestInit_ex(ctx_, Sha256Md(), nullptr) == 1);
-}
-
-Sha256::~Sha256() {
-  if (ctx_ == thread_ctx.ctx) {
-    thread_ctx.in_use = false;
-  } else {
-    EVP_MD_CTX_free(ctx_);
-  }
+  static_assert(alignof(SHA256_CTX) <= 8);
+  CHECK(SHA256_Init(reinterpret_cast<SHA256_CTX*>(state_)) == 1);
 }
 
 void Sha256::Update(std::string_view bytes) {
-  CHECK(EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()) == 1);
+  CHECK(SHA256_Update(reinterpret_cast<SHA256_CTX*>(state_), bytes.data(),
+                      bytes.size()) == 1);
+}
+
+void Sha256::Final(char out[kHashBytes]) {
+  CHECK(SHA256_Final(reinterpret_cast<unsigned char*>(out),
+                     reinterpret_cast<SHA256_CTX*>(state_)) == 1);
 }
 
 std::string Sha256::Final() {
   std::string out(kHashBytes, '\0');
-  unsigned int len = 0;
-  CHECK(EVP_DigestFinal_ex(ctx_, reinterpret_cast<unsigned char*>(out.data()), &len) ==
-        1);
-  CHECK(len == kHashBytes);
+  Final(out.data());
   return out;
 }
 
@@ -72,23 +51,44 @@ std::string GenesisHash(std::string_view device, std::string_view public_key_raw
   return sha.Final();
 }
 
-std::string ContentDigest(std::string_view device, int64_t time_us, std::string_view type,
-                          std::string_view payload) {
+void ContentDigest(std::string_view device, int64_t time_us, std::string_view type,
+                   std::string_view payload, char out[kHashBytes]) {
   // Everything but the payload goes through one small buffer; the payload is
   // hashed in place so a 1 MiB event is never copied for hashing.
-  std::string head = "cairn.content.v1";
-  head.reserve(head.size() + device.size() + type.size() + 24);
-  PutLengthPrefixed(&head, device);
-  PutU64BE(&head, static_cast<uint64_t>(time_us));
-  PutLengthPrefixed(&head, type);
-  PutU32BE(&head, static_cast<uint32_t>(payload.size()));
+  char head[32 + kMaxHeadBytes];
+  std::string_view tag = "cairn.content.v1";
+  size_t n = 0;
+  auto put = [&](std::string_view bytes) {
+    std::memcpy(head + n, bytes.data(), bytes.size());
+    n += bytes.size();
+  };
+  auto put_u32 = [&](uint32_t v) {
+    for (int i = 0; i < 4; ++i) head[n++] = static_cast<char>(v >> (24 - 8 * i));
+  };
+  CHECK(device.size() + type.size() <= kMaxHeadBytes - 20);
+  put(tag);
+  put_u32(static_cast<uint32_t>(device.size()));
+  put(device);
+  for (int i = 0; i < 8; ++i)
+    head[n++] = static_cast<char>(static_cast<uint64_t>(time_us) >> (56 - 8 * i));
+  put_u32(static_cast<uint32_t>(type.size()));
+  put(type);
+  put_u32(static_cast<uint32_t>(payload.size()));
   Sha256 sha;
-  sha.Update(head);
+  sha.Update(std::string_view(head, n));
   sha.Update(payload);
-  return sha.Final();
+  sha.Final(out);
 }
 
-std::string LinkHash(std::string_view prev_hash, uint64_t seq, std::string_view content) {
+std::string ContentDigest(std::string_view device, int64_t time_us, std::string_view type,
+                          std::string_view payload) {
+  std::string out(kHashBytes, '\0');
+  ContentDigest(device, time_us, type, payload, out.data());
+  return out;
+}
+
+void LinkHash(std::string_view prev_hash, uint64_t seq, std::string_view content,
+              char out[kHashBytes]) {
   char buf[kHashBytes * 2 + 8];
   CHECK(prev_hash.size() == kHashBytes && content.size() == kHashBytes);
   std::memcpy(buf, prev_hash.data(), kHashBytes);
@@ -97,7 +97,13 @@ std::string LinkHash(std::string_view prev_hash, uint64_t seq, std::string_view 
   std::memcpy(buf + kHashBytes + 8, content.data(), kHashBytes);
   Sha256 sha;
   sha.Update(std::string_view(buf, sizeof buf));
-  return sha.Final();
+  sha.Final(out);
+}
+
+std::string LinkHash(std::string_view prev_hash, uint64_t seq, std::string_view content) {
+  std::string out(kHashBytes, '\0');
+  LinkHash(prev_hash, seq, content, out.data());
+  return out;
 }
 
 std::string ChainHash(std::string_view prev_hash, std::string_view device, uint64_t seq,

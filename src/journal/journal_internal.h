@@ -31,15 +31,19 @@ struct PreparedEvent {
   std::optional<KvOp> kv;
 };
 
-// A record on its way into a WriteBatch. Its stored value is the serialized
-// Record{seq} ‖ body ‖ Record{hash, sig}: protobuf fields may be concatenated,
-// and in this order the bytes equal the Record serialized whole. `body` points
-// into the Op (appends) or the Group (applied records) that owns the bytes.
+// A record on its way into a WriteBatch. Its stored value is its body
+// (Record{time_us, type, payload}, serialized) followed by Record{seq, hash, sig},
+// written in place into the kTailRoom bytes reserved after the body: protobuf
+// fields may come in any order and concatenated messages merge, so the value is
+// one valid Record and the payload is copied only once more, into the batch.
+// `body` points into the Op (appends) or the Group (applied records).
+inline constexpr size_t kTailRoom = 112;  // seq, hash and signature fields
 struct PendingRecord {
   uint64_t seq = 0;
   int64_t time_us = 0;
-  std::string hash;
-  std::string_view body;
+  std::array<char, 32> hash;
+  char* body = nullptr;  // body_size bytes, then kTailRoom writable bytes
+  size_t body_size = 0;
   std::string sig;
 };
 
@@ -48,8 +52,8 @@ struct Op {
   Kind kind = Kind::kAppend;
   std::string device;
   std::vector<PreparedEvent> events;  // kAppend
-  std::string bodies;                 // kAppend: every event's encoded body
-  std::string cert_der;               // kApply, kInstall
+  std::string bodies;    // kAppend: every event's encoded body, then kTailRoom bytes
+  std::string cert_der;  // kApply, kInstall
   std::vector<wire::Record> records;  // kApply
   SnapshotData snapshot;              // kInstall
   size_t bytes = 0;

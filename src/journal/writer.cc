@@ -1,13 +1,16 @@
 // The writer thread: every mutation of the journal, in order. Consecutive appends
 // are group-committed: one WriteBatch, one fsync, one signature per device.
+#include <cstring>
 #include <future>
 
+#include "base/bytes.h"
 #include "journal/chain.h"
 #include "journal/journal_internal.h"
 
 namespace cairn::journal {
 
 using internal::Group;
+using internal::kTailRoom;
 using internal::Op;
 using internal::PendingRecord;
 using internal::PreparedEvent;
@@ -46,25 +49,33 @@ PendingRecord ToPending(wire::Record&& r, Group& group) {
   PendingRecord p;
   p.seq = r.seq();
   p.time_us = r.time_us();
-  p.hash = std::move(*r.mutable_hash());
+  CHECK(r.hash().size() == p.hash.size());
+  std::copy(r.hash().begin(), r.hash().end(), p.hash.begin());
   p.sig = std::move(*r.mutable_sig());
   std::string& body = group.owned_bodies.emplace_back();
   EncodeBody(r.time_us(), r.type(), r.payload(), &body);
-  p.body = body;
+  p.body_size = body.size();
+  body.resize(body.size() + kTailRoom);
+  p.body = body.data();
   return p;
 }
 
 void EncodeGroup(Group& group) {
-  std::string value;
-  for (const auto& [device, records] : group.records) {
-    for (const auto& r : records) {
-      value.clear();
-      PutVarint(&value, (wire::Record::kSeqFieldNumber << 3) | 0);
-      PutVarint(&value, r.seq);
-      value += r.body;
-      PutBytesField(&value, wire::Record::kHashFieldNumber, r.hash);
-      PutBytesField(&value, wire::Record::kSigFieldNumber, r.sig);
-      group.batch.Put(layout::EventKey(device, r.seq), value);
+  std::string tail, key;
+  for (auto& [device, records] : group.records) {
+    const std::string prefix = layout::EventPrefix(device);
+    for (auto& r : records) {
+      tail.clear();
+      PutVarint(&tail, (wire::Record::kSeqFieldNumber << 3) | 0);
+      PutVarint(&tail, r.seq);
+      PutBytesField(&tail, wire::Record::kHashFieldNumber,
+                    std::string_view(r.hash.data(), r.hash.size()));
+      PutBytesField(&tail, wire::Record::kSigFieldNumber, r.sig);
+      CHECK(tail.size() <= kTailRoom);
+      std::memcpy(r.body + r.body_size, tail.data(), tail.size());
+      key = prefix;
+      PutU64BE(&key, r.seq);
+      group.batch.Put(key, leveldb::Slice(r.body, r.body_size + tail.size()));
     }
   }
   for (const auto& [device, meta] : group.metas) {
@@ -98,7 +109,8 @@ Status Prepare(const std::string& device, const std::vector<NewEvent>& events,
                                    std::to_string(kMaxEventsPerAppend));
   }
   size_t total = 0;
-  for (const NewEvent& e : events) total += e.type.size() + e.payload.size() + 24;
+  for (const NewEvent& e : events)
+    total += e.type.size() + e.payload.size() + 24 + kTailRoom;
   op->bodies.reserve(total);
   op->events.resize(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
@@ -113,11 +125,11 @@ Status Prepare(const std::string& device, const std::vector<NewEvent>& events,
       p.kv = std::move(*kv);
     }
     p.time_us = time_us;
-    const std::string digest = ContentDigest(device, time_us, e.type, e.payload);
-    std::copy(digest.begin(), digest.end(), p.content.begin());
+    ContentDigest(device, time_us, e.type, e.payload, p.content.data());
     p.body_offset = op->bodies.size();
     internal::EncodeBody(time_us, e.type, e.payload, &op->bodies);
     p.body_size = op->bodies.size() - p.body_offset;
+    op->bodies.append(kTailRoom, '\0');
   }
   op->bytes = op->bodies.size();
   return Status::Ok();
@@ -236,17 +248,24 @@ Status Journal::BuildAppend(Op& op, Group& group) {
   wire::StreamMeta& meta = mit->second;
   auto& out = group.records[op.device];
   op.range.first = meta.last() + 1;
+  uint64_t last = meta.last();
+  std::array<char, 32> head;
+  CHECK(meta.head_hash().size() == head.size());
+  std::copy(meta.head_hash().begin(), meta.head_hash().end(), head.begin());
   for (PreparedEvent& e : op.events) {
     PendingRecord& r = out.emplace_back();
-    r.seq = meta.last() + 1;
+    r.seq = ++last;
     r.time_us = e.time_us;
-    r.hash = LinkHash(meta.head_hash(), r.seq, std::string_view(e.content.data(), 32));
-    r.body = std::string_view(op.bodies).substr(e.body_offset, e.body_size);
+    LinkHash(std::string_view(head.data(), head.size()), r.seq,
+             std::string_view(e.content.data(), e.content.size()), r.hash.data());
+    head = r.hash;
+    r.body = op.bodies.data() + e.body_offset;
+    r.body_size = e.body_size;
     if (e.kv) CAIRN_RETURN_IF_ERROR(group.kv.ApplyOp(op.device, *e.kv, r.seq, r.time_us));
-    meta.set_last(r.seq);
-    meta.set_head_hash(r.hash);
-    meta.set_last_time_us(r.time_us);
   }
+  meta.set_last(last);
+  meta.set_head_hash(head.data(), head.size());
+  meta.set_last_time_us(out.back().time_us);
   op.range.last = meta.last();
   return Status::Ok();
 }
@@ -260,9 +279,10 @@ void Journal::SignGroup(Group& group) {
     size_t unsigned_bytes = 0;
     for (size_t i = 0; i < records.size(); ++i) {
       PendingRecord& r = records[i];
-      unsigned_bytes += r.body.size() + 48;
+      unsigned_bytes += r.body_size + 48;
       if (i + 1 == records.size() || unsigned_bytes >= options_.sign_every_bytes) {
-        r.sig = signer.Sign(EventSigMessage(device, r.seq, r.hash));
+        r.sig = signer.Sign(EventSigMessage(
+            device, r.seq, std::string_view(r.hash.data(), r.hash.size())));
         unsigned_bytes = 0;
       }
     }

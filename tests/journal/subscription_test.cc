@@ -105,14 +105,16 @@ TEST_F(SubscriptionTest, DestroyingASubscriptionInsideItsCallbackIsSafe) {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
-  auto r = j->Subscribe("d1", 1, [&](const Delivery&) {
-    std::lock_guard<std::mutex> l(mu);
-    sub.reset();
-    done = true;
-    cv.notify_all();
-  });
   {
+    // Held while subscribing, so the callback cannot run before `sub` is stored.
     std::lock_guard<std::mutex> l(mu);
+    auto r = j->Subscribe("d1", 1, [&](const Delivery&) {
+      std::lock_guard<std::mutex> inner(mu);
+      sub.reset();  // destroys the subscription from inside its own callback
+      done = true;
+      cv.notify_all();
+    });
+    ASSERT_OK(r);
     sub = std::move(*r);
   }
   std::unique_lock<std::mutex> l(mu);
