@@ -1,0 +1,195 @@
+#include "node/cli.h"
+
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+
+#include "node/cli_internal.h"
+#include "node/control_client.h"
+
+namespace cairn::node {
+namespace cli {
+namespace {
+
+using nlohmann::json;
+
+Result<wire::ControlReply> CallNode(const Options& o, wire::ControlRequest req) {
+  CAIRN_ASSIGN_OR_RETURN(auto client, ControlClient::Connect(o.data_dir));
+  return client->Call(std::move(req));
+}
+
+}  // namespace
+
+int StatusCmd(const Options& o) {
+  wire::ControlRequest req;
+  req.mutable_status();
+  auto r = CallNode(o, req);
+  if (!r.ok()) return Fail(r.status());
+  const auto& s = r->status();
+  if (o.json) {
+    std::printf("%s\n", Dump(StatusJson(s)).c_str());
+    return 0;
+  }
+  std::printf("node %s  listening on %s\n", s.node().c_str(),
+              s.listen().empty() ? "-" : s.listen().c_str());
+  for (const auto& p : s.peers()) {
+    std::printf("peer %-20s %-22s %-11s %6llds  %s\n", p.id().c_str(),
+                p.address().c_str(), p.state().c_str(),
+                static_cast<long long>(p.since_ms() / 1000), p.reason().c_str());
+  }
+  for (const auto& d : s.devices()) {
+    std::printf(
+        "device %-20s first %llu last %llu snapshot %llu %s\n", d.device().c_str(),
+        static_cast<unsigned long long>(d.first()),
+        static_cast<unsigned long long>(d.last()),
+        static_cast<unsigned long long>(d.snapshot()),
+        d.source() ? "source" : ("via " + (d.via().empty() ? "?" : d.via())).c_str());
+  }
+  return 0;
+}
+
+int KvGet(const Options& o) {
+  wire::ControlRequest req;
+  req.mutable_kv_get()->set_device(o.device);
+  req.mutable_kv_get()->set_store(o.store);
+  req.mutable_kv_get()->set_key(o.key);
+  auto r = CallNode(o, req);
+  if (!r.ok()) return Fail(r.status());
+  if (!r->kv().found() || r->kv().items_size() == 0) {
+    return Fail("no key '" + o.key + "' in store '" + o.store + "' of device '" +
+                o.device + "'");
+  }
+  std::printf("%s\n", Dump(PayloadJson(r->kv().items(0).value())).c_str());
+  return 0;
+}
+
+int KvList(const Options& o) {
+  auto client = ControlClient::Connect(o.data_dir);
+  if (!client.ok()) return Fail(client.status());
+  std::string after;
+  for (;;) {  // pages until a short one
+    wire::ControlRequest req;
+    auto* q = req.mutable_kv_list();
+    q->set_device(o.device);
+    q->set_store(o.store);
+    q->set_start_after(after);
+    auto r = (*client)->Call(req);
+    if (!r.ok()) return Fail(r.status());
+    for (const auto& it : r->kv().items()) {
+      json value = PayloadJson(it.value());
+      if (o.json) {
+        std::printf(
+            "%s\n",
+            Dump({{"key", it.key()}, {"value", value}, {"rev", it.rev()}}).c_str());
+      } else {
+        std::printf("%s\t%s\n", it.key().c_str(), Dump(value).c_str());
+      }
+      after = it.key();
+    }
+    if (r->kv().items_size() == 0) return 0;
+  }
+}
+
+int Snapshot(const Options& o) {
+  wire::ControlRequest req;
+  req.mutable_snapshot()->set_device(o.device);
+  auto r = CallNode(o, req);
+  if (!r.ok()) return Fail(r.status());
+  std::printf("%llu\n", static_cast<unsigned long long>(r->snapshot().seq()));
+  return 0;
+}
+
+int Verify(const Options& o) {
+  wire::ControlRequest req;
+  req.mutable_verify()->set_device(o.device);
+  auto r = CallNode(o, req);
+  if (!r.ok()) return Fail("verify " + o.device + " failed: " + r.status().message());
+  std::printf("%s: ok through seq %llu\n", o.device.c_str(),
+              static_cast<unsigned long long>(r->verify().last()));
+  return 0;
+}
+
+}  // namespace cli
+
+namespace {
+
+using cli::Options;
+
+CLI::App* Add(CLI::App& app, const char* name, const char* what) {
+  CLI::App* sub = app.add_subcommand(name, what);
+  sub->fallthrough();  // --data may follow the command
+  return sub;
+}
+
+void AddCommands(CLI::App& app, Options& o) {
+  CLI::App* a =
+      Add(app, "append", "append events to a device this node is the source of");
+  a->add_option("DEVICE", o.device, "device id")->required();
+  a->add_option("TYPE", o.type, "event type (single event)");
+  a->add_option("PAYLOAD", o.payload, "event payload (single event)");
+  a->add_flag(
+      "--stdin", o.stdin_mode,
+      "read JSON lines {\"type\": ..., \"payload\": ...} and append them in batches");
+  a->add_flag("--json", o.json,
+              "--stdin: print {\"device\", \"first\", \"last\"} per batch");
+  a->add_option("--batch", o.batch, "--stdin: events per batch at most")
+      ->capture_default_str();
+  CLI::App* t = Add(app, "tail", "print a device's events (and snapshot) in order");
+  t->add_option("DEVICE", o.device, "device id");
+  t->add_flag("--all", o.all, "every device this node stores");
+  t->add_option("--from", o.from, "first seq")->capture_default_str();
+  t->add_flag("--follow", o.follow, "keep printing live events until interrupted");
+  t->add_flag("--json", o.json, "one JSON object per line");
+  CLI::App* s = Add(app, "status", "the node, its peers and its devices");
+  s->add_flag("--json", o.json, "as one JSON object");
+  CLI::App* kv = Add(app, "kv", "read a device's key-value view");
+  kv->require_subcommand(1);
+  CLI::App* get = Add(*kv, "get", "print a value as JSON (exit 1 when absent)");
+  get->add_option("DEVICE", o.device, "device id")->required();
+  get->add_option("STORE", o.store, "store")->required();
+  get->add_option("KEY", o.key, "key")->required();
+  CLI::App* list = Add(*kv, "list", "print every live key of a store");
+  list->add_option("DEVICE", o.device, "device id")->required();
+  list->add_option("STORE", o.store, "store")->required();
+  list->add_flag("--json", o.json, "one {\"key\", \"value\", \"rev\"} per line");
+  CLI::App* snap = Add(app, "snapshot", "snapshot a source device now; prints its seq");
+  snap->add_option("DEVICE", o.device, "device id")->required();
+  CLI::App* ver = Add(app, "verify", "re-check chain and signatures of a stored device");
+  ver->add_option("DEVICE", o.device, "device id")->required();
+}
+
+int Dispatch(CLI::App& app, const Options& o) {
+  if (app.got_subcommand("append")) return cli::Append(o);
+  if (app.got_subcommand("tail")) return cli::Tail(o);
+  if (app.got_subcommand("status")) return cli::StatusCmd(o);
+  if (app.got_subcommand("snapshot")) return cli::Snapshot(o);
+  if (app.got_subcommand("verify")) return cli::Verify(o);
+  CLI::App* kv = app.get_subcommand("kv");
+  if (kv->got_subcommand("get")) return cli::KvGet(o);
+  return cli::KvList(o);
+}
+
+}  // namespace
+
+int RunCli(int argc, const char* const* argv) {
+  CLI::App app{"cairn: append to, read and inspect a local Cairn node", "cairn"};
+  Options o;
+  if (const char* env = std::getenv("CAIRN_DATA"); env != nullptr && *env != '\0') {
+    o.data_dir = env;
+  }
+  app.add_option("--data", o.data_dir,
+                 "the node's data directory (default ./data or $CAIRN_DATA)");
+  app.require_subcommand(1);
+  AddCommands(app, o);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  return Dispatch(app, o);
+}
+
+}  // namespace cairn::node

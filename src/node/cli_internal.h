@@ -1,0 +1,47 @@
+// Shared pieces of the cairn CLI (cli*.cc): the parsed options of each command,
+// the commands, and the JSON forms of what the node returns.
+//
+// Thread-safety: single-threaded CLI code.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "base/status.h"
+#include "wire/schema.h"
+
+namespace cairn::node::cli {
+
+struct Options {
+  std::string data_dir = "./data";
+  std::string device, type, payload, store, key;
+  bool stdin_mode = false;
+  bool json = false;
+  bool follow = false;
+  bool all = false;
+  uint64_t from = 1;
+  size_t batch = 1000;
+  size_t window = 8;
+};
+
+// Each returns the process exit status, after printing any error.
+int Append(const Options& o);
+int Tail(const Options& o);
+int StatusCmd(const Options& o);
+int KvGet(const Options& o);
+int KvList(const Options& o);
+int Snapshot(const Options& o);
+int Verify(const Options& o);
+
+// "cairn: " + message on stderr; returns 1.
+int Fail(const std::string& message);
+int Fail(const Status& s);
+
+// JSON text as JSON, anything else as a (lossy UTF-8) string.
+nlohmann::json PayloadJson(const std::string& bytes);
+nlohmann::json EventJson(const std::string& device, const wire::Record& r);
+nlohmann::json StatusJson(const wire::ControlStatusReply& s);
+std::string Dump(const nlohmann::json& j);
+
+}  // namespace cairn::node::cli

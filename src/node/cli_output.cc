@@ -1,0 +1,57 @@
+// The JSON forms of events, snapshots and status printed by the CLI (issue 6).
+#include <cstdio>
+
+#include "node/cli_internal.h"
+
+namespace cairn::node::cli {
+
+using nlohmann::json;
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "cairn: %s\n", message.c_str());
+  return 1;
+}
+
+int Fail(const Status& s) { return Fail(s.message()); }
+
+std::string Dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json PayloadJson(const std::string& bytes) {
+  json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_discarded()) return j;
+  return json(bytes);
+}
+
+json EventJson(const std::string& device, const wire::Record& r) {
+  return json{{"device", device},
+              {"seq", r.seq()},
+              {"time_us", r.time_us()},
+              {"type", r.type()},
+              {"payload", PayloadJson(r.payload())}};
+}
+
+json StatusJson(const wire::ControlStatusReply& s) {
+  json peers = json::array();
+  for (const auto& p : s.peers()) {
+    peers.push_back({{"id", p.id()},
+                     {"address", p.address()},
+                     {"state", p.state()},
+                     {"reason", p.reason()},
+                     {"since_ms", p.since_ms()}});
+  }
+  json devices = json::array();
+  for (const auto& d : s.devices()) {
+    devices.push_back({{"device", d.device()},
+                       {"first", d.first()},
+                       {"last", d.last()},
+                       {"snapshot", d.snapshot()},
+                       {"source", d.source()},
+                       {"via", d.via().empty() ? json(nullptr) : json(d.via())},
+                       {"behind", d.behind()}});
+  }
+  return json{{"node", s.node()}, {"peers", peers}, {"devices", devices}};
+}
+
+}  // namespace cairn::node::cli

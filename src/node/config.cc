@@ -1,0 +1,129 @@
+#include "node/config.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+namespace cairn::node {
+namespace {
+
+bool OnOff(const std::string& v) { return v == "on"; }
+
+struct RawFlags {
+  std::string listen;
+  std::string peer_exchange = "on";
+  std::string sync_writes = "on";
+  std::vector<std::string> device_certs, device_keys;
+};
+
+void AddFlags(CLI::App& app, DaemonConfig& c, RawFlags& raw) {
+  app.set_config("--config", "", "TOML file with the same keys as the long flags");
+  app.add_option("--data", c.data_dir, "data directory (journal, control socket)")
+      ->capture_default_str();
+  app.add_option("--listen", raw.listen,
+                 "HOST:PORT to accept peers on (default 0.0.0.0:7411; --dev: "
+                 "127.0.0.1:7400; port 0: any free port)");
+  app.add_option("--advertise", c.advertise,
+                 "HOST:PORT peers are told to dial (default: the listen address "
+                 "unless it is a wildcard)");
+  app.add_option("--peer", c.peers, "HOST:PORT of a peer to dial, repeatable (none)");
+  app.add_option("--dns-seed", c.dns_seeds,
+                 "DNS name of peers (SRV _cairn._tcp.NAME, then A/AAAA), repeatable");
+  app.add_option("--dns-server", c.dns_server, "IP:PORT of the DNS server (system's)");
+  app.add_option("--peer-exchange", raw.peer_exchange, "tell peers about peers")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  app.add_option("--ca", c.ca_file,
+                 "network CA certificate, PEM (required without --dev)");
+  app.add_option("--cert", c.cert_file, "this node's certificate, PEM (CN = node id)");
+  app.add_option("--key", c.key_file, "this node's private key, PEM");
+  app.add_option("--device-cert", raw.device_certs,
+                 "certificate of another device this node is the source of, repeatable");
+  app.add_option("--device-key", raw.device_keys,
+                 "its private key; one per --device-cert, in the same order");
+  app.add_option("--snapshot-every", c.snapshot_every,
+                 "snapshot a source device every N events (0: never)")
+      ->capture_default_str();
+  app.add_option("--sync-writes", raw.sync_writes,
+                 "fsync before acknowledging an append (off loses the last few ms "
+                 "of appends on power loss)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  app.add_flag("--dev", c.dev,
+               "development mode: make a per-user dev CA and a node certificate on "
+               "first start, listen on 127.0.0.1:7400");
+  app.add_flag("--new-device", c.new_device,
+               "start appending at once: this node's devices have no history elsewhere");
+  app.add_option("--log-level", c.log_level, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+}
+
+// Applies what the raw flags say; the error text is a usage error.
+std::string Finish(DaemonConfig& c, RawFlags& raw) {
+  c.peer_exchange = OnOff(raw.peer_exchange);
+  c.sync_writes = OnOff(raw.sync_writes);
+  if (raw.device_certs.size() != raw.device_keys.size()) {
+    return "--device-cert and --device-key must come in pairs";
+  }
+  for (size_t i = 0; i < raw.device_certs.size(); ++i) {
+    c.devices.push_back({raw.device_certs[i], raw.device_keys[i]});
+  }
+  if (c.dev) {
+    c.listen_host = "127.0.0.1";
+    c.listen_port = kDevListenPort;
+  }
+  if (!raw.listen.empty()) {
+    auto hp = SplitHostPort(raw.listen, "--listen");
+    if (!hp.ok()) return hp.status().message();
+    c.listen_host = hp->first;
+    c.listen_port = hp->second;
+  }
+  bool any_tls = !c.ca_file.empty() || !c.cert_file.empty() || !c.key_file.empty();
+  bool all_tls = !c.ca_file.empty() && !c.cert_file.empty() && !c.key_file.empty();
+  if (any_tls && !all_tls) return "--ca, --cert and --key go together";
+  if (!all_tls && !c.dev) return "give --ca, --cert and --key, or --dev";
+  return "";
+}
+
+}  // namespace
+
+Result<std::pair<std::string, int>> SplitHostPort(const std::string& text,
+                                                  const std::string& what) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    return Status::InvalidArgument(what + " '" + text + "': expected HOST:PORT");
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  int port = 0;
+  for (char ch : text.substr(colon + 1)) {
+    if (ch < '0' || ch > '9' || port > 65535) {
+      return Status::InvalidArgument(what + " '" + text + "': bad port");
+    }
+    port = port * 10 + (ch - '0');
+  }
+  if (port > 65535) return Status::InvalidArgument(what + " '" + text + "': bad port");
+  return std::make_pair(host, port);
+}
+
+ParsedFlags ParseDaemonFlags(int argc, const char* const* argv) {
+  CLI::App app{"cairnd: the Cairn journal daemon", "cairnd"};
+  DaemonConfig c;
+  RawFlags raw;
+  AddFlags(app, c, raw);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return {std::nullopt, app.exit(e)};
+  }
+  std::string error = Finish(c, raw);
+  if (!error.empty()) {
+    std::cerr << "cairnd: " << error << "\n";
+    return {std::nullopt, 2};
+  }
+  return {std::move(c), 0};
+}
+
+}  // namespace cairn::node

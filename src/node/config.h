@@ -1,0 +1,59 @@
+// DaemonConfig: everything cairnd is told on its command line or in its config
+// file, and the parser that fills it. Flags win over the file (`--config FILE`,
+// TOML: `key = value` with the long flag names as keys, e.g.
+//   data = "/var/lib/cairn"
+//   peer = ["10.0.0.2:7411", "10.0.0.3:7411"]
+//   sync-writes = "on"
+// ). `cairnd --help` documents every flag with its default.
+//
+// Thread-safety: plain values and a pure function of argv and the file.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace cairn::node {
+
+inline constexpr int kDefaultListenPort = 7411;  // the DNS seed default port
+inline constexpr int kDevListenPort = 7400;
+
+struct DevicePair {
+  std::string cert;
+  std::string key;
+};
+
+struct DaemonConfig {
+  std::string data_dir = "./data";
+  std::string listen_host = "0.0.0.0";
+  int listen_port = kDefaultListenPort;
+  std::string advertise;
+  std::vector<std::string> peers;      // HOST:PORT, pinned seeds
+  std::vector<std::string> dns_seeds;  // names
+  std::string dns_server;              // IP:PORT; empty: the system's
+  bool peer_exchange = true;
+  std::string ca_file, cert_file, key_file;
+  std::vector<DevicePair> devices;  // extra devices this node is the source of
+  uint64_t snapshot_every = 0;      // events; 0 = off
+  bool sync_writes = true;
+  bool dev = false;
+  bool new_device = false;
+  std::string log_level = "info";
+};
+
+// What parsing decided: run with `config`, or exit with `exit_code` (after --help,
+// or after printing a usage error to stderr).
+struct ParsedFlags {
+  std::optional<DaemonConfig> config;
+  int exit_code = 0;
+};
+
+ParsedFlags ParseDaemonFlags(int argc, const char* const* argv);
+
+// "HOST:PORT" or "[V6]:PORT" → host and port. InvalidArgument names `what`.
+Result<std::pair<std::string, int>> SplitHostPort(const std::string& text,
+                                                  const std::string& what);
+
+}  // namespace cairn::node

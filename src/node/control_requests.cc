@@ -1,0 +1,188 @@
+// The requests of the control socket: what each one asks of the journal, and on
+// which thread it runs (see control_server_uv.h).
+#include <utility>
+#include <vector>
+
+#include "node/control_client_state.h"
+#include "node/control_server_uv.h"
+#include "node/log.h"
+
+namespace cairn::node {
+namespace {
+
+using wire::ControlReply;
+using wire::ControlRequest;
+
+ControlReply Done(uint64_t id) {
+  ControlReply r;
+  r.set_id(id);
+  r.set_done(true);
+  return r;
+}
+
+ControlReply KvGet(journal::Journal& j, uint64_t id, const wire::ControlKvGet& q) {
+  auto got = j.KvGet(q.device(), q.store(), q.key());
+  if (!got.ok()) return ErrorReply(id, got.status());
+  ControlReply r = Done(id);
+  auto* kv = r.mutable_kv();
+  kv->set_found(got->has_value());
+  if (got->has_value()) {
+    auto* item = kv->add_items();
+    item->set_store((*got)->store);
+    item->set_key((*got)->key);
+    item->set_value((*got)->value);
+    item->set_rev((*got)->rev);
+    item->set_expiry_us((*got)->expiry_us);
+  }
+  return r;
+}
+
+ControlReply KvList(journal::Journal& j, uint64_t id, const wire::ControlKvList& q) {
+  uint32_t limit = q.limit() == 0
+                       ? ControlServer::kDefaultKvListLimit
+                       : std::min(q.limit(), ControlServer::kDefaultKvListLimit);
+  auto got = j.KvList(q.device(), q.store(), q.start_after(), limit);
+  if (!got.ok()) return ErrorReply(id, got.status());
+  ControlReply r = Done(id);
+  auto* kv = r.mutable_kv();
+  kv->set_found(!got->empty());
+  for (const auto& it : *got) {
+    auto* item = kv->add_items();
+    item->set_store(it.store);
+    item->set_key(it.key);
+    item->set_value(it.value);
+    item->set_rev(it.rev);
+    item->set_expiry_us(it.expiry_us);
+  }
+  return r;
+}
+
+// Runs on the thread pool: reads, snapshots and verification may block.
+ControlReply Blocking(journal::Journal& j, const ControlRequest& q) {
+  uint64_t id = q.id();
+  switch (q.req_case()) {
+    case ControlRequest::kKvGet:
+      return KvGet(j, id, q.kv_get());
+    case ControlRequest::kKvList:
+      return KvList(j, id, q.kv_list());
+    case ControlRequest::kSnapshot: {
+      auto seq = j.Snapshot(q.snapshot().device());
+      if (!seq.ok()) return ErrorReply(id, seq.status());
+      ControlReply r = Done(id);
+      r.mutable_snapshot()->set_seq(*seq);
+      return r;
+    }
+    case ControlRequest::kVerify: {
+      Status s = j.Verify(q.verify().device());
+      if (!s.ok()) return ErrorReply(id, s);
+      auto info = j.Stream(q.verify().device());
+      ControlReply r = Done(id);
+      r.mutable_verify()->set_last(info.ok() ? info->last : 0);
+      return r;
+    }
+    default:
+      return ErrorReply(id, Status::InvalidArgument("not a read request"));
+  }
+}
+
+}  // namespace
+
+std::string CodeName(const Status& s) {
+  std::string name = Status::CodeName(s.code());
+  return name;
+}
+
+ControlReply ErrorReply(uint64_t id, const Status& s) {
+  ControlReply r = Done(id);
+  r.mutable_error()->set_code(CodeName(s));
+  r.mutable_error()->set_message(s.message());
+  return r;
+}
+
+void ControlServer::Dispatch(Client& c, ControlRequest&& req) {
+  uint64_t id = req.id();
+  switch (req.req_case()) {
+    case ControlRequest::kAppend:
+      return HandleAppend(c, id, std::move(*req.mutable_append()));
+    case ControlRequest::kStatus:
+      return HandleStatus(c, id);
+    case ControlRequest::kTail:
+      return HandleTail(c, id, req.tail());
+    case ControlRequest::kKvGet:
+    case ControlRequest::kKvList:
+    case ControlRequest::kSnapshot:
+    case ControlRequest::kVerify:
+      return HandleRead(c, id, std::move(req));
+    case ControlRequest::REQ_NOT_SET:
+      break;
+  }
+  Finish(c, id, ErrorReply(id, Status::InvalidArgument("unknown control request")));
+}
+
+void ControlServer::HandleAppend(Client& c, uint64_t id, wire::ControlAppend&& req) {
+  if (req.events_size() == 0) {
+    return Finish(c, id, ErrorReply(id, Status::InvalidArgument("append of no events")));
+  }
+  std::vector<journal::NewEvent> events;
+  events.reserve(req.events_size());
+  for (auto& e : *req.mutable_events()) {
+    events.push_back({std::move(*e.mutable_type()), std::move(*e.mutable_payload())});
+  }
+  ++pending_;  // Close waits for the journal's answer
+  uint64_t client = c.id;
+  std::string device = req.device();
+  journal_->AppendAsync(  // the callback runs on the journal's writer thread
+      std::move(device), std::move(events),
+      [this, client, id, dev = req.device()](Result<journal::SeqRange> r) {
+        ControlReply reply = Done(id);
+        if (r.ok()) {
+          reply.mutable_appended()->set_device(dev);
+          reply.mutable_appended()->set_first(r->first);
+          reply.mutable_appended()->set_last(r->last);
+        } else {
+          reply = ErrorReply(id, r.status());
+        }
+        post_->Post([this, client, reply = std::move(reply)] {
+          Reply(client, reply);
+          --pending_;
+          MaybeDone();
+        });
+      });
+}
+
+void ControlServer::HandleStatus(Client& c, uint64_t id) {
+  ControlReply r = Done(id);
+  *r.mutable_status() = status_();
+  Finish(c, id, r);
+}
+
+void ControlServer::HandleRead(Client& c, uint64_t id, ControlRequest&& req) {
+  auto shared = std::make_shared<ControlRequest>(std::move(req));
+  auto reply = std::make_shared<ControlReply>();
+  uint64_t client = c.id;
+  Offload([j = journal_, shared, reply] { *reply = Blocking(*j, *shared); },
+          [this, client, reply] { Reply(client, *reply); });
+  (void)id;
+}
+
+void ControlServer::HandleTail(Client& c, uint64_t id, const wire::ControlTail& req) {
+  --c.in_flight;  // tails are counted apart
+  if (c.tails.size() >= kMaxTailsPerClient || c.tails.count(id) != 0) {
+    Send(c.id,
+         ErrorReply(id, Status::ResourceExhausted("too many tails, or a reused id")));
+    return;
+  }
+  auto tail = std::make_shared<Tail>(this, c.id, id, req.device(),
+                                     std::max<uint64_t>(req.from(), 1), req.follow());
+  c.tails.emplace(id, tail);
+  tail->Start();
+}
+
+void ControlServer::TailFinished(uint64_t client, uint64_t request) {
+  auto it = clients_.find(client);
+  if (it == clients_.end()) return;
+  it->second->tails.erase(request);
+  Settle(*it->second);
+}
+
+}  // namespace cairn::node

@@ -1,0 +1,218 @@
+#include "node/node.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "node/dev_certs.h"
+#include "node/log.h"
+
+namespace cairn::node {
+namespace {
+
+namespace fs = std::filesystem;
+
+Status PrepareDataDir(const std::string& dir) {
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec)) {
+    return Status::InvalidArgument("data directory " + dir + " is not a directory");
+  }
+  fs::create_directories(dir, ec);
+  if (ec)
+    return Status::IOError("cannot create data directory " + dir + ": " + ec.message());
+  if (access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
+    return Status::PermissionDenied("data directory " + dir +
+                                    " is not readable and writable: " + strerror(errno));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Node::Node(DaemonConfig config) : config_(std::move(config)) {}
+
+Result<std::unique_ptr<Node>> Node::Open(const DaemonConfig& config) {
+  auto node = std::make_unique<Node>(config);
+  CAIRN_RETURN_IF_ERROR(node->Init());
+  return node;
+}
+
+Status Node::Init() {
+  CAIRN_RETURN_IF_ERROR(PrepareDataDir(config_.data_dir));
+  control_path_ = config_.data_dir + "/cairn.sock";
+  CAIRN_RETURN_IF_ERROR(LoadIdentity());
+  CHECK(uv_loop_init(&loop_) == 0);
+  loop_ready_ = true;
+  post_ = std::make_unique<LoopPost>(&loop_);
+  CAIRN_RETURN_IF_ERROR(post_->Init());
+  CAIRN_RETURN_IF_ERROR(OpenJournal());
+  CAIRN_RETURN_IF_ERROR(StartPeers());
+  CAIRN_RETURN_IF_ERROR(StartSync());
+  CAIRN_RETURN_IF_ERROR(StartControl());
+  CAIRN_RETURN_IF_ERROR(StartSignals());
+  return Status::Ok();
+}
+
+// The CA, this node's TLS identity, and the devices it is the source of: its own
+// (the node certificate doubles as its device certificate) and --device-cert ones.
+Status Node::LoadIdentity() {
+  if (config_.ca_file.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(CertFiles files, EnsureDevCerts(config_.data_dir));
+    config_.ca_file = files.ca;
+    config_.cert_file = files.cert;
+    config_.key_file = files.key;
+  }
+  CAIRN_ASSIGN_OR_RETURN(ca_, journal::CertAuthority::FromFile(config_.ca_file));
+  CAIRN_ASSIGN_OR_RETURN(
+      context_,
+      tls::Context::FromFiles({config_.ca_file, config_.cert_file, config_.key_file}));
+  CAIRN_ASSIGN_OR_RETURN(auto own, journal::DeviceSigner::FromFiles(
+                                       config_.cert_file, config_.key_file, *ca_));
+  signers_.push_back(std::move(own));
+  for (const auto& d : config_.devices) {
+    CAIRN_ASSIGN_OR_RETURN(auto s, journal::DeviceSigner::FromFiles(d.cert, d.key, *ca_));
+    signers_.push_back(std::move(s));
+  }
+  return Status::Ok();
+}
+
+Status Node::OpenJournal() {
+  journal::JournalOptions o;
+  o.store.path = config_.data_dir + "/journal";
+  o.ca = ca_;
+  o.sources = signers_;
+  o.sync_writes = config_.sync_writes;
+  o.snapshot_every_events = config_.snapshot_every;
+  auto j = journal::Journal::Open(std::move(o));
+  if (!j.ok()) {
+    const std::string& m = j.status().message();
+    if (m.find("in use by another process") != std::string::npos) {
+      return Status::Unavailable("data directory " + config_.data_dir +
+                                 " is already used by a running cairnd");
+    }
+    return j.status().WithContext("cannot open the journal");
+  }
+  journal_ = std::move(j).value();
+  if (!config_.sync_writes) {
+    CAIRN_LOG(kWarn) << "--sync-writes off: the last few ms of appends may be lost on "
+                        "power loss";
+  }
+  return Status::Ok();
+}
+
+Status Node::StartPeers() {
+  peers_ =
+      std::make_unique<PeerLayer>(&loop_, context_, config_, journal_->store()->db());
+  Status s = peers_->Start();
+  if (!s.ok()) {
+    return Status(s).WithContext("cannot listen for peers on " + config_.listen_host +
+                                 ":" + std::to_string(config_.listen_port));
+  }
+  CAIRN_LOG(kInfo) << "node " << node_id() << " listening for peers on "
+                   << peers_->listen_address();
+  return Status::Ok();
+}
+
+Status Node::StartSync() {
+  // sync attaches here: build the engine from loop(), journal(), node_id() and
+  // config_ (new_device for the restore guard), then
+  //   peers_->discovery()->set_listener(sync_.get());
+  // and let it set journal_->SetCommitListener(...) for live forwarding.
+  return Status::Ok();
+}
+
+void Node::StopSync(std::function<void()> done) {
+  // sync attaches here: stop the engine (unsubscribe, goodbye), then done().
+  done();
+}
+
+Status Node::StartControl() {
+  control_ = std::make_unique<ControlServer>(&loop_, journal_.get(), post_.get(),
+                                             [this] { return BuildStatus(); });
+  return control_->Listen(control_path_);
+}
+
+wire::ControlStatusReply Node::BuildStatus() {
+  wire::ControlStatusReply r;
+  r.set_node(node_id());
+  if (peers_) {
+    r.set_listen(peers_->listen_address());
+    for (auto& p : peers_->Peers()) *r.add_peers() = std::move(p);
+  }
+  for (const auto& s : journal_->Catalogue()) {
+    auto* d = r.add_devices();
+    d->set_device(s.device);
+    d->set_first(s.first);
+    d->set_last(s.last);
+    d->set_snapshot(s.snapshot);
+    d->set_source(s.source);
+    // sync attaches here: set_via (the peer followed through) and set_behind.
+  }
+  return r;
+}
+
+Status Node::StartSignals() {
+  const int signums[2] = {SIGINT, SIGTERM};
+  for (int i = 0; i < 2; ++i) {
+    CHECK(uv_signal_init(&loop_, &signals_[i]) == 0);
+    signals_[i].data = this;
+    ++signals_open_;
+    int rc = uv_signal_start(&signals_[i], &Node::OnSignal, signums[i]);
+    if (rc != 0)
+      return Status::IOError(std::string("uv_signal_start: ") + uv_strerror(rc));
+  }
+  return Status::Ok();
+}
+
+void Node::OnSignal(uv_signal_t* handle, int signum) {
+  auto* self = static_cast<Node*>(handle->data);
+  if (self->stopping_) {
+    static const char kMsg[] = "cairnd: second signal, exiting now\n";
+    (void)!write(2, kMsg, sizeof kMsg - 1);
+    _exit(130);
+  }
+  self->Shutdown(std::string("signal ") + strsignal(signum));
+}
+
+void Node::Shutdown(const std::string& why) {
+  if (stopping_) return;
+  stopping_ = true;
+  CAIRN_LOG(kInfo) << "shutting down (" << why << ")";
+  auto after_peers = [this] {
+    for (int i = 0; i < signals_open_; ++i) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&signals_[i]), nullptr);
+    }
+    post_->Close(nullptr);
+  };
+  auto after_sync = [this, after_peers] {
+    if (peers_) return peers_->Stop(after_peers);
+    after_peers();
+  };
+  auto after_control = [this, after_sync] { StopSync(after_sync); };
+  if (control_) return control_->Close(after_control);
+  after_control();
+}
+
+int Node::Run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  return exit_code_;
+}
+
+Node::~Node() {
+  if (loop_ready_) {
+    Shutdown("closing");  // no-op after Run; after a failed Open, closes what opened
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    control_.reset();
+    peers_.reset();
+    journal_.reset();  // finishes queued writes, closes LevelDB
+    int rc = uv_loop_close(&loop_);
+    if (rc != 0)
+      CAIRN_LOG(kError) << "loop closed with handles open: " << uv_strerror(rc);
+  }
+}
+
+}  // namespace cairn::node

@@ -1,0 +1,121 @@
+#include "node/node_peers.h"
+
+#include <utility>
+
+#include "base/clock.h"
+#include "node/log.h"
+#include "tls/endpoint_uv.h"
+
+#if CAIRN_NODE_WITH_DISCOVERY
+#include "discovery/discovery_uv.h"
+#include "discovery/peer_store.h"
+#endif
+
+namespace cairn::node {
+
+namespace {
+
+std::string JoinHostPort(const std::string& host, int port) {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+#if CAIRN_NODE_WITH_DISCOVERY
+
+struct PeerLayer::Impl {
+  Impl(uv_loop_t* loop, std::shared_ptr<const tls::Context> context,
+       const DaemonConfig& c, leveldb::DB* db)
+      : store(db),
+        discovery(loop, std::move(context), Config(c), &store, SystemClock()) {}
+
+  static discovery::DiscoveryConfig Config(const DaemonConfig& c) {
+    discovery::DiscoveryConfig d;
+    d.listen_host = c.listen_host;
+    d.listen_port = c.listen_port;
+    d.advertise = c.advertise;
+    d.seeds = c.peers;
+    d.dns_names = c.dns_seeds;
+    d.dns_server = c.dns_server;
+    d.options.peer_exchange = c.peer_exchange;
+    d.log = [](const std::string& line) { CAIRN_LOG(kWarn) << "discovery: " << line; };
+    return d;
+  }
+
+  discovery::LevelDbPeerStore store;
+  discovery::Discovery discovery;
+  bool started = false;
+};
+
+Status PeerLayer::Start() {
+  impl_->started = true;
+  auto port = impl_->discovery.Start();
+  if (!port.ok()) return port.status();
+  listen_address_ = JoinHostPort(config_host_, *port);
+  return Status::Ok();
+}
+
+void PeerLayer::Stop(std::function<void()> done) {
+  if (!impl_->started) return done();
+  impl_->discovery.Stop(std::move(done));
+}
+
+std::vector<wire::ControlPeer> PeerLayer::Peers() const {
+  std::vector<wire::ControlPeer> out;
+  int64_t now_us = SystemClock()->NowMicros();
+  for (const auto& p : impl_->discovery.Snapshot()) {
+    wire::ControlPeer w;
+    w.set_id(p.node_id);
+    w.set_address(p.addresses.empty() ? "" : p.addresses.front());
+    w.set_state(discovery::StateName(p.state));
+    w.set_reason(p.reason);
+    w.set_since_ms(p.since_us > 0 ? (now_us - p.since_us) / 1000 : 0);
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+discovery::Discovery* PeerLayer::discovery() { return &impl_->discovery; }
+
+#else  // without src/discovery: hold the port only
+
+struct PeerLayer::Impl {
+  Impl(uv_loop_t* loop, std::shared_ptr<const tls::Context> context, const DaemonConfig&,
+       leveldb::DB*)
+      : endpoint(loop, std::move(context)) {}
+  tls::Endpoint endpoint;
+  bool started = false;
+};
+
+Status PeerLayer::Start() {
+  impl_->started = true;
+  tls::ConnectionCallbacks cb;
+  cb.on_open = [](tls::Connection& c) { c.Close("this node has no peer layer"); };
+  auto port = impl_->endpoint.Listen(config_host_, config_port_, cb);
+  if (!port.ok()) return port.status();
+  listen_address_ = JoinHostPort(config_host_, *port);
+  CAIRN_LOG(kWarn) << "built without src/discovery: peers are not dialled";
+  return Status::Ok();
+}
+
+void PeerLayer::Stop(std::function<void()> done) {
+  if (!impl_->started) return done();
+  impl_->endpoint.Close(std::move(done));
+}
+
+std::vector<wire::ControlPeer> PeerLayer::Peers() const { return {}; }
+
+discovery::Discovery* PeerLayer::discovery() { return nullptr; }
+
+#endif
+
+PeerLayer::PeerLayer(uv_loop_t* loop, std::shared_ptr<const tls::Context> context,
+                     const DaemonConfig& config, leveldb::DB* db)
+    : impl_(std::make_unique<Impl>(loop, std::move(context), config, db)),
+      config_host_(config.listen_host),
+      config_port_(config.listen_port) {}
+
+PeerLayer::~PeerLayer() = default;
+
+}  // namespace cairn::node
