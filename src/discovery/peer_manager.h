@@ -223,6 +223,8 @@ class PeerManager {
   void OnHello(Conn& c, const wire::Hello& hello);
   bool CheckHello(Conn& c, const wire::Hello& hello);
   std::optional<std::string> Identify(Conn& c, const wire::Hello& hello);
+  void OnSelfConnection(Conn& c, Entry* e);
+  void NameEntry(Conn& c, Entry& e, const std::string& id);
   void Activate(Conn& c, const std::string& id, const wire::Hello& hello);
   void ResolveDuplicate(Conn& neu, Entry& e, const std::string& id,
                         const wire::Hello& hello);

@@ -49,16 +49,7 @@ std::optional<std::string> PeerManager::Identify(Conn& c, const wire::Hello& hel
   const std::string& id = hello.node_id();
   Entry* e = Find(c.key);
   if (id == self_id_) {
-    const std::string why = "connected to ourselves";
-    if (c.outgoing) {
-      self_addresses_.insert(c.address);
-      ToPurgatory(c.address, id, why);
-      if (e != nullptr && e->node_id.empty()) {
-        Log(c.key, e->state, PeerState::kPurgatory, why);
-        entries_.erase(c.key);
-      }
-    }
-    CloseConn(c.id, why, true);
+    OnSelfConnection(c, e);
     return std::nullopt;
   }
   if (c.outgoing && e != nullptr && !e->node_id.empty() && e->node_id != id) {
@@ -69,20 +60,7 @@ std::optional<std::string> PeerManager::Identify(Conn& c, const wire::Hello& hel
         true);
     return std::nullopt;
   }
-  if (e != nullptr && e->node_id.empty()) {
-    // A seed or DNS address: from now on it is the entry of `id`.
-    Entry named = std::move(*e);
-    entries_.erase(c.key);
-    Log(c.key, named.state, PeerState::kDeleted, "identified as " + id);
-    if (Entry* existing = Find(id)) {
-      for (const std::string& a : named.addresses) AddAddress(*existing, a, false);
-      existing->pinned = existing->pinned || named.pinned;
-    } else {
-      named.node_id = id;
-      entries_.emplace(id, std::move(named));
-    }
-    c.key = id;
-  }
+  if (e != nullptr && e->node_id.empty()) NameEntry(c, *e, id);
   if (Find(id) == nullptr) {
     Entry* fresh = NewEntry(id, "hello");
     if (fresh == nullptr) {
@@ -94,6 +72,35 @@ std::optional<std::string> PeerManager::Identify(Conn& c, const wire::Hello& hel
     c.key = id;
   }
   return id;
+}
+
+// We dialled ourselves: the address goes to purgatory and is never dialled again.
+void PeerManager::OnSelfConnection(Conn& c, Entry* e) {
+  const std::string why = "connected to ourselves";
+  if (c.outgoing) {
+    self_addresses_.insert(c.address);
+    ToPurgatory(c.address, self_id_, why);
+    if (e != nullptr && e->node_id.empty()) {
+      Log(c.key, e->state, PeerState::kPurgatory, why);
+      entries_.erase(c.key);
+    }
+  }
+  CloseConn(c.id, why, true);
+}
+
+// A seed or DNS address entry answered as `id`: from now on it is the entry of `id`.
+void PeerManager::NameEntry(Conn& c, Entry& e, const std::string& id) {
+  Entry named = std::move(e);
+  entries_.erase(c.key);
+  Log(c.key, named.state, PeerState::kDeleted, "identified as " + id);
+  if (Entry* existing = Find(id)) {
+    for (const std::string& a : named.addresses) AddAddress(*existing, a, false);
+    existing->pinned = existing->pinned || named.pinned;
+  } else {
+    named.node_id = id;
+    entries_.emplace(id, std::move(named));
+  }
+  c.key = id;
 }
 
 void PeerManager::Activate(Conn& c, const std::string& id, const wire::Hello& hello) {
