@@ -109,8 +109,7 @@ Status Node::StartPeers() {
       std::make_unique<PeerLayer>(&loop_, context_, config_, journal_->store()->db());
   Status s = peers_->Start();
   if (!s.ok()) {
-    return Status(s).WithContext("cannot listen for peers on " + config_.listen_host +
-                                 ":" + std::to_string(config_.listen_port));
+    return s.WithContext("cannot listen for peers");
   }
   CAIRN_LOG(kInfo) << "node " << node_id() << " listening for peers on "
                    << peers_->listen_address();
@@ -181,7 +180,7 @@ void Node::OnSignal(uv_signal_t* handle, int signum) {
 void Node::Shutdown(const std::string& why) {
   if (stopping_) return;
   stopping_ = true;
-  CAIRN_LOG(kInfo) << "shutting down (" << why << ")";
+  if (!why.empty()) CAIRN_LOG(kInfo) << "shutting down (" << why << ")";
   auto after_peers = [this] {
     for (int i = 0; i < signals_open_; ++i) {
       uv_close(reinterpret_cast<uv_handle_t*>(&signals_[i]), nullptr);
@@ -199,12 +198,13 @@ void Node::Shutdown(const std::string& why) {
 
 int Node::Run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
+  CAIRN_LOG(kInfo) << "stopped; closing the journal";
   return exit_code_;
 }
 
 Node::~Node() {
   if (loop_ready_) {
-    Shutdown("closing");  // no-op after Run; after a failed Open, closes what opened
+    Shutdown("");  // no-op after Run; after a failed Open, closes what opened
     uv_run(&loop_, UV_RUN_DEFAULT);
     control_.reset();
     peers_.reset();

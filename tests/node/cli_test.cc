@@ -59,11 +59,11 @@ class NodeTest : public ::testing::Test {
 
   RunResult Cli(std::vector<std::string> args, const std::string& input = "") {
     args.insert(args.begin(), {CAIRN_BIN, "--data", data_});
-    return Run(args, input, env_);
+    return RunProcess(args, input, env_);
   }
   RunResult Daemon(std::vector<std::string> args) {
     args.insert(args.begin(), CAIRND_BIN);
-    return Run(args, "", env_);
+    return RunProcess(args, "", env_);
   }
   std::string NodeId() {
     std::string id = ReadFile(data_ + "/dev-node-id");

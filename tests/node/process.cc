@@ -68,8 +68,8 @@ int WaitUntil(pid_t pid, int64_t deadline_ms) {
 
 }  // namespace
 
-RunResult Run(const std::vector<std::string>& argv, const std::string& input,
-              const std::vector<std::string>& env, int timeout_ms) {
+RunResult RunProcess(const std::vector<std::string>& argv, const std::string& input,
+                     const std::vector<std::string>& env, int timeout_ms) {
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 ||
       pipe2(err, O_CLOEXEC) != 0) {

@@ -21,8 +21,8 @@ struct RunResult {
 
 // Runs argv with `input` on stdin and extra environment `env` ("K=V"); kills it
 // after timeout_ms.
-RunResult Run(const std::vector<std::string>& argv, const std::string& input = "",
-              const std::vector<std::string>& env = {}, int timeout_ms = 10'000);
+RunResult RunProcess(const std::vector<std::string>& argv, const std::string& input = "",
+                     const std::vector<std::string>& env = {}, int timeout_ms = 10'000);
 
 // A background process whose stderr goes to a file.
 class Child {
