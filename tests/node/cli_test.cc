@@ -3,6 +3,7 @@
 // start-up error exiting non-zero with its message.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -165,6 +166,57 @@ TEST_F(NodeTest, FollowSeesLiveEvents) {
   EXPECT_TRUE(seen) << ReadFile(out) << ReadFile(data_ + ".tail.err");
   EXPECT_EQ(node->Stop(), 0);
   EXPECT_NE(tail.Wait(10'000), 0);  // the node went away: non-zero
+}
+
+std::string EventLines(int n) {
+  std::string s;
+  for (int i = 1; i <= n; ++i) {
+    s += R"({"type":"n","payload":)" + std::to_string(i) + "}\n";
+  }
+  return s;
+}
+
+// Checks that the --json acks of `cairn append --stdin` tile 1..last with no gap.
+uint64_t LastOfContiguousAcks(const std::string& out) {
+  uint64_t next = 1;
+  for (const json& a : JsonLines(out)) {
+    EXPECT_EQ(a["first"], next);
+    next = a["last"].get<uint64_t>() + 1;
+  }
+  return next - 1;
+}
+
+TEST_F(NodeTest, BulkStdinAppendIsAcknowledgedInOrder) {
+  auto node = StartNode(data_);
+  std::string id = NodeId();
+  RunResult r = Cli({"append", id, "--stdin", "--json"}, EventLines(20'000));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(LastOfContiguousAcks(r.out), 20'000u);
+  auto events = JsonLines(Cli({"tail", id, "--json", "--from", "19990"}).out);
+  ASSERT_EQ(events.size(), 11u);
+  EXPECT_EQ(events.back()["payload"], 20'000);
+}
+
+TEST_F(NodeTest, AppendPrintsOnlyWhatWasAcknowledgedWhenTheNodeDies) {
+  auto node = StartNode(data_);
+  std::string id = NodeId();
+  std::string input = data_ + ".in", acks = data_ + ".acks";
+  std::ofstream(input) << EventLines(200'000);
+  Child append({CAIRN_BIN, "--data", data_, "append", id, "--stdin", "--json"}, env_,
+               acks + ".err", acks, input);
+  bool some = false;
+  for (int i = 0; i < 1000 && !some; ++i) {  // bounded: 10 s
+    some = ReadFile(acks).find('\n') != std::string::npos;
+    if (!some) usleep(10'000);
+  }
+  ASSERT_TRUE(some) << ReadFile(acks + ".err");
+  node->Kill(SIGKILL);
+  ASSERT_EQ(node->Wait(10'000), 128 + SIGKILL);
+  EXPECT_NE(append.Wait(10'000), 0);
+  uint64_t acked = LastOfContiguousAcks(ReadFile(acks));
+  auto again = StartNode(data_);
+  json status = json::parse(Cli({"status", "--json"}).out);
+  EXPECT_GE(status["devices"][0]["last"].get<uint64_t>(), acked);
 }
 
 TEST_F(NodeTest, AppendForADeviceWeDoNotHoldFails) {

@@ -129,11 +129,13 @@ RunResult RunProcess(const std::vector<std::string>& argv, const std::string& in
 }
 
 Child::Child(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-             const std::string& stderr_path, const std::string& stdout_path) {
+             const std::string& stderr_path, const std::string& stdout_path,
+             const std::string& stdin_path) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 2, stderr_path.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 0, stdin_path.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, stdout_path.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0600);
   pid_ = Spawn(argv, env, &fa);
@@ -145,6 +147,10 @@ Child::~Child() {
     kill(pid_, SIGKILL);
     WaitUntil(pid_, NowMs() + 5000);
   }
+}
+
+void Child::Kill(int signum) {
+  if (pid_ > 0 && exit_code_ < 0) kill(pid_, signum);
 }
 
 int Child::Wait(int timeout_ms) {

@@ -28,12 +28,14 @@ RunResult RunProcess(const std::vector<std::string>& argv, const std::string& in
 class Child {
  public:
   Child(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-        const std::string& stderr_path, const std::string& stdout_path = "/dev/null");
+        const std::string& stderr_path, const std::string& stdout_path = "/dev/null",
+        const std::string& stdin_path = "/dev/null");
   ~Child();  // SIGKILL if still running
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
 
   pid_t pid() const { return pid_; }
+  void Kill(int signum);
   // Waits up to timeout_ms for it to exit; returns its exit code, -1 on timeout.
   int Wait(int timeout_ms);
   // SIGTERM, then Wait; SIGKILL on timeout.
