@@ -1,0 +1,138 @@
+// Engine: the sync protocol of one node, sans I/O. It takes events — peers coming
+// and going, their messages, local commits, completions of disk work — and returns
+// actions: messages to send, journal reads and writes to run off the loop, and
+// connections to close. src/sync/sync_uv.h performs them on a libuv loop.
+//
+// Per peer it keeps the peer's catalogue (full on activation, deltas after) and
+// the subscriptions the peer holds on us (served from our journal in chunks that
+// end at signed records, within the credit the peer granted and below the
+// connection's high-water mark). Per followed device it keeps the one peer it
+// subscribes through (see planner.h) and applies what arrives strictly in order,
+// one journal write at a time, granting credit back as writes complete.
+//
+// Thread-safety: none; one owner thread (the loop thread).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "journal/journal.h"
+#include "sync/planner.h"
+#include "wire/schema.h"
+
+namespace cairn::sync {
+
+struct SyncOptions {
+  uint64_t initial_credit_bytes = 8u << 20;  // granted with each Subscribe
+  size_t read_chunk_bytes = 512u << 10;      // asked of the journal per read
+  uint64_t switch_margin = 64;               // see planner.h
+  size_t max_catalogue_entries = 100000;     // per peer
+  size_t max_snapshot_bytes = 256u << 20;    // one snapshot being received
+};
+
+struct Action {
+  enum class Kind { kSend, kRead, kApply, kInstall, kClose };
+  Kind kind = Kind::kSend;
+  std::string peer;
+  wire::Envelope message;             // kSend
+  std::string device;                 // kRead, kApply
+  uint64_t from = 0;                  // kRead
+  size_t max_bytes = 0;               // kRead
+  std::string cert_der;               // kApply, kInstall (may be empty)
+  std::vector<wire::Record> records;  // kApply
+  journal::SnapshotData snapshot;     // kInstall
+  uint64_t credit = 0;                // kApply, kInstall: bytes to grant back
+  std::string reason;                 // kClose
+};
+
+class Engine {
+ public:
+  explicit Engine(SyncOptions options = {});
+
+  // The loop's view of write back-pressure on a peer's connection.
+  void set_high_water(std::function<bool(const std::string& peer)> f) {
+    high_water_ = std::move(f);
+  }
+
+  // ---- local state
+  void SetLocal(const std::vector<journal::StreamInfo>& catalogue);
+  // A stream changed here (append, apply, snapshot): wakes its subscribers and
+  // queues a catalogue delta for the next Flush().
+  void OnLocalChange(const journal::StreamInfo& info);
+  // Sends the queued catalogue deltas, one message per peer. Call once per loop turn.
+  void Flush();
+
+  // ---- peers
+  void OnPeerActive(const std::string& peer);
+  void OnPeerGone(const std::string& peer);
+  void OnMessage(const std::string& peer, const wire::Envelope& message);
+  void OnDrained(const std::string& peer);
+
+  // ---- completions of actions
+  void OnReadDone(const std::string& peer, const std::string& device,
+                  const std::string& cert_der, journal::Delivery delivery);
+  void OnApplyDone(const std::string& peer, const std::string& device,
+                   const Status& status, uint64_t credit);
+
+  std::vector<Action> TakeActions();
+
+  // The peer `device` is followed through, empty when none (or at its source).
+  std::string Via(const std::string& device) const;
+  uint64_t PeerLast(const std::string& device) const;  // best `last` any peer reports
+  uint64_t records_served() const { return records_served_; }
+
+ private:
+  struct Serve {
+    uint64_t next = 1;
+    uint64_t credit = 0;
+    bool reading = false;
+    bool header_sent = false;
+  };
+  struct Follow {
+    std::string peer;
+    bool applying = false;
+    std::deque<wire::Envelope> queue;  // Events and Snapshot messages, in order
+    uint64_t queued_bytes = 0;
+    std::string cert_der;
+    std::optional<journal::SnapshotData> assembling;
+    uint64_t assembling_bytes = 0;
+  };
+  struct Peer {
+    PeerCatalogue catalogue;
+    std::map<std::string, Serve> serving;  // by device
+  };
+
+  // engine.cc
+  void OnCatalogue(const std::string& peer, const wire::Catalogue& c);
+  void Replan();
+  void FollowThrough(const std::string& device, const std::string& peer);
+  void Send(const std::string& peer, wire::Envelope message);
+  void Close(const std::string& peer, const std::string& reason);
+  wire::CatalogueEntry LocalEntry(const std::string& device) const;
+
+  // engine_stream.cc
+  void OnSubscribe(const std::string& peer, const wire::Subscribe& s);
+  void Pump(const std::string& peer, const std::string& device);
+  void OnStreamMessage(const std::string& peer, const std::string& device,
+                       const wire::Envelope& message, uint64_t bytes);
+  void ApplyNext(const std::string& device);
+  bool TakeSnapshotChunk(const std::string& device, Follow& f, const wire::Snapshot& s);
+
+  SyncOptions options_;
+  std::function<bool(const std::string&)> high_water_;
+  std::map<std::string, journal::StreamInfo> local_;
+  std::set<std::string> dirty_;
+  std::map<std::string, Peer> peers_;  // active peers
+  std::map<std::string, Follow> following_;
+  std::set<std::pair<std::string, std::string>> forked_;  // (device, peer) refused
+  std::vector<Action> actions_;
+  uint64_t records_served_ = 0;
+};
+
+}  // namespace cairn::sync

@@ -1,0 +1,195 @@
+// Engine: serving subscriptions from our journal, and following devices through
+// a peer (apply in order, one journal write at a time, credit granted back).
+#include "sync/engine.h"
+
+namespace cairn::sync {
+
+// ---------------------------------------------------------------- serving
+
+void Engine::OnSubscribe(const std::string& peer, const wire::Subscribe& s) {
+  if (s.from() == 0 || !journal::ValidateDeviceId(s.device()).ok()) {
+    return Close(peer, "malformed subscribe");
+  }
+  Serve& serve = peers_[peer].serving[s.device()];
+  serve = Serve();
+  serve.next = s.from();
+  serve.credit = s.credit();
+  Pump(peer, s.device());
+}
+
+// Starts the next journal read for a subscription when it has credit, the
+// connection is below its high-water mark, no read is in flight and we hold
+// something at or after the subscriber's next seq.
+void Engine::Pump(const std::string& peer, const std::string& device) {
+  auto p = peers_.find(peer);
+  if (p == peers_.end()) return;
+  auto it = p->second.serving.find(device);
+  if (it == p->second.serving.end()) return;
+  Serve& s = it->second;
+  auto local = local_.find(device);
+  if (s.reading || s.credit == 0 || local == local_.end() || high_water_(peer)) return;
+  const journal::StreamInfo& info = local->second;
+  if (s.next > info.last && s.next > info.snapshot) return;  // caught up: wait
+  Action a;
+  a.kind = Action::Kind::kRead;
+  a.peer = peer;
+  a.device = device;
+  a.from = s.next;
+  a.max_bytes = std::min<uint64_t>(s.credit, options_.read_chunk_bytes);
+  s.reading = true;
+  actions_.push_back(std::move(a));
+}
+
+void Engine::OnReadDone(const std::string& peer, const std::string& device,
+                        const std::string& cert_der, journal::Delivery d) {
+  auto p = peers_.find(peer);
+  if (p == peers_.end()) return;
+  auto it = p->second.serving.find(device);
+  if (it == p->second.serving.end()) return;  // unsubscribed meanwhile
+  Serve& s = it->second;
+  s.reading = false;
+  if (!d.status.ok()) {
+    p->second.serving.erase(it);  // our own store failed; the subscriber re-plans
+    return;
+  }
+  if (d.empty()) return;
+  uint64_t sent = 0;
+  if (!s.header_sent || d.snapshot) {
+    wire::Envelope h;
+    h.mutable_stream_header()->set_device(device);
+    h.mutable_stream_header()->set_device_cert(cert_der);
+    h.mutable_stream_header()->set_restored_from(d.restored_from);
+    Send(peer, std::move(h));
+    s.header_sent = true;
+  }
+  if (d.snapshot) {
+    const auto& header = d.snapshot->header;
+    for (uint32_t i = 0; i <= header.chunks(); ++i) {
+      if (i == 0 && header.chunks() > 0) continue;  // chunks are 1..n; 0 only when empty
+      wire::Envelope m;
+      *m.mutable_snapshot()->mutable_header() = header;
+      m.mutable_snapshot()->set_index(i);
+      if (i > 0) *m.mutable_snapshot()->mutable_chunk() = d.snapshot->chunks[i - 1];
+      sent += m.ByteSizeLong();
+      Send(peer, std::move(m));
+    }
+    s.next = header.seq() + 1;
+  }
+  if (!d.records.empty()) {
+    s.next = d.records.back().seq() + 1;
+    records_served_ += d.records.size();
+    wire::Envelope m;
+    m.mutable_events()->set_device(device);
+    for (auto& r : d.records) *m.mutable_events()->add_records() = std::move(r);
+    sent += m.ByteSizeLong();
+    Send(peer, std::move(m));
+  }
+  s.credit -= std::min(s.credit, sent);
+  Pump(peer, device);
+}
+
+// ---------------------------------------------------------------- following
+
+void Engine::OnStreamMessage(const std::string& peer, const std::string& device,
+                             const wire::Envelope& m, uint64_t bytes) {
+  auto it = following_.find(device);
+  if (it == following_.end() || it->second.peer != peer) return;  // stale: we left
+  Follow& f = it->second;
+  if (m.has_stream_header()) {
+    f.cert_der = m.stream_header().device_cert();
+    return;
+  }
+  f.queued_bytes += bytes;
+  if (f.queued_bytes > 2 * options_.initial_credit_bytes + (4u << 20)) {
+    return Close(peer, "sent '" + device + "' beyond the credit granted");
+  }
+  f.queue.push_back(m);
+  ApplyNext(device);
+}
+
+// Collects snapshot chunks; true when the snapshot is complete.
+bool Engine::TakeSnapshotChunk(const std::string& device, Follow& f,
+                               const wire::Snapshot& s) {
+  if (!f.assembling || f.assembling->header.seq() != s.header().seq()) {
+    f.assembling.emplace();
+    f.assembling->header = s.header();
+    f.assembling_bytes = 0;
+  }
+  if (s.index() > 0) {
+    if (s.index() != f.assembling->chunks.size() + 1) {
+      Close(f.peer, "snapshot chunks of '" + device + "' out of order");
+      return false;
+    }
+    f.assembling_bytes += s.chunk().ByteSizeLong();
+    f.assembling->chunks.push_back(s.chunk());
+  }
+  if (f.assembling_bytes > options_.max_snapshot_bytes) {
+    Close(f.peer, "snapshot of '" + device + "' exceeds the size limit");
+    return false;
+  }
+  return f.assembling->chunks.size() == s.header().chunks();
+}
+
+void Engine::ApplyNext(const std::string& device) {
+  auto it = following_.find(device);
+  if (it == following_.end()) return;
+  Follow& f = it->second;
+  uint64_t credit = 0;
+  while (!f.applying && !f.queue.empty()) {
+    wire::Envelope m = std::move(f.queue.front());
+    f.queue.pop_front();
+    const uint64_t bytes = m.ByteSizeLong();
+    f.queued_bytes -= std::min(f.queued_bytes, bytes);
+    credit += bytes;
+    Action a;
+    a.peer = f.peer;
+    a.device = device;
+    a.cert_der = f.cert_der;
+    if (m.has_events()) {
+      a.kind = Action::Kind::kApply;
+      a.records.assign(m.events().records().begin(), m.events().records().end());
+    } else {
+      const std::string peer = f.peer;
+      if (!TakeSnapshotChunk(device, f, m.snapshot())) {
+        if (!peers_.count(peer)) return;  // closed
+        continue;
+      }
+      a.kind = Action::Kind::kInstall;
+      a.snapshot = std::move(*f.assembling);
+      f.assembling.reset();
+    }
+    a.credit = credit;
+    f.applying = true;
+    actions_.push_back(std::move(a));
+  }
+}
+
+void Engine::OnApplyDone(const std::string& peer, const std::string& device,
+                         const Status& status, uint64_t credit) {
+  auto it = following_.find(device);
+  if (it == following_.end()) return;
+  Follow& f = it->second;
+  f.applying = false;
+  if (f.peer != peer || !peers_.count(peer)) {  // we moved on meanwhile
+    if (!peers_.count(f.peer)) following_.erase(it);
+    return ApplyNext(device);
+  }
+  if (status.code() == Status::Code::kFork) {
+    forked_.insert({device, peer});  // keep ours, stop following theirs
+    following_.erase(it);
+    wire::Envelope un;
+    un.mutable_unsubscribe()->set_device(device);
+    Send(peer, std::move(un));
+    return Replan();
+  }
+  if (!status.ok()) {
+    return Close(peer, "refused '" + device + "' from this peer: " + status.ToString());
+  }
+  wire::Envelope c;
+  c.mutable_credit()->set_device(device);
+  c.mutable_credit()->set_bytes(credit);
+  Send(peer, std::move(c));
+  ApplyNext(device);
+}
+
+}  // namespace cairn::sync

@@ -1,0 +1,57 @@
+#include "sync/planner.h"
+
+#include <tuple>
+
+namespace cairn::sync {
+namespace {
+
+struct Candidate {
+  const std::string* peer = nullptr;
+  const wire::CatalogueEntry* entry = nullptr;
+  int64_t rtt_us = 0;
+};
+
+// True when a is a better peer than b for the same device.
+bool Better(const Candidate& a, const Candidate& b) {
+  if (a.entry->source() != b.entry->source()) return a.entry->source();
+  if (a.entry->last() != b.entry->last()) return a.entry->last() > b.entry->last();
+  // Unknown round-trip times sort last.
+  const int64_t ra = a.rtt_us > 0 ? a.rtt_us : INT64_MAX;
+  const int64_t rb = b.rtt_us > 0 ? b.rtt_us : INT64_MAX;
+  if (ra != rb) return ra < rb;
+  return *a.peer < *b.peer;
+}
+
+// Whether to leave the current choice for `best`.
+bool Switch(const Candidate& current, const Candidate& best, uint64_t margin) {
+  if (best.entry->source() && !current.entry->source()) return true;
+  return best.entry->last() > current.entry->last() + margin;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> Plan(const PlanInput& in) {
+  std::map<std::string, std::vector<Candidate>> by_device;
+  for (const auto& [peer, cat] : in.peers) {
+    for (const auto& [device, entry] : cat.entries) {
+      auto local = in.local.find(device);
+      if (local != in.local.end() && local->second.source()) continue;
+      by_device[device].push_back({&peer, &entry, cat.rtt_us});
+    }
+  }
+  std::map<std::string, std::string> plan;
+  for (const auto& [device, candidates] : by_device) {
+    const Candidate* best = &candidates.front();
+    const Candidate* current = nullptr;
+    auto cur = in.current.find(device);
+    for (const auto& c : candidates) {
+      if (Better(c, *best)) best = &c;
+      if (cur != in.current.end() && *c.peer == cur->second) current = &c;
+    }
+    const bool keep = current != nullptr && !Switch(*current, *best, in.switch_margin);
+    plan[device] = keep ? *current->peer : *best->peer;
+  }
+  return plan;
+}
+
+}  // namespace cairn::sync

@@ -1,0 +1,37 @@
+// Planner: for every device this node follows, which peer to subscribe through.
+// Pure: catalogues in, a device -> peer map out.
+//
+// The rule (DESIGN.md, sync): the source itself when connected; otherwise the peer
+// with the highest `last`, ties broken by lower round-trip time, then by the
+// smaller node id so that every run decides the same way. A current choice is kept
+// unless another peer is ahead of it by more than `switch_margin` events, or the
+// source has appeared, so subscriptions do not flap between near-equal peers.
+// Devices this node is the source of are never planned.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "wire/schema.h"
+
+namespace cairn::sync {
+
+struct PeerCatalogue {
+  std::map<std::string, wire::CatalogueEntry> entries;  // by device
+  int64_t rtt_us = 0;                                   // 0: unknown
+};
+
+struct PlanInput {
+  std::map<std::string, wire::CatalogueEntry> local;  // our own catalogue
+  std::map<std::string, PeerCatalogue> peers;         // active peers only
+  std::map<std::string, std::string> current;         // device -> peer now
+  uint64_t switch_margin = 64;
+};
+
+// device -> the peer to follow it through.
+std::map<std::string, std::string> Plan(const PlanInput& in);
+
+}  // namespace cairn::sync

@@ -1,0 +1,195 @@
+#include "sync/sync_uv.h"
+
+#include <cstdio>
+#include <memory>
+
+namespace cairn::sync {
+
+// One journal job on the thread pool; owns its uv_work_t and is freed in AfterWork.
+struct SyncNode::Work {
+  uv_work_t req;
+  SyncNode* node = nullptr;
+  Action action;
+  std::string cert_der;        // kRead
+  journal::Delivery delivery;  // kRead
+  Status status;               // kApply, kInstall
+};
+
+SyncNode::SyncNode(uv_loop_t* loop, journal::Journal* journal,
+                   discovery::Discovery* discovery, SyncOptions options)
+    : loop_(loop), journal_(journal), discovery_(discovery), engine_(options) {
+  log_ = [](const std::string& line) {
+    std::fprintf(stderr, "sync: %s\n", line.c_str());
+  };
+}
+
+SyncNode::~SyncNode() = default;
+
+void SyncNode::Start() {
+  started_ = true;
+  uv_async_init(loop_, &async_, &SyncNode::OnAsync);
+  async_.data = this;
+  engine_.set_high_water(
+      [this](const std::string& peer) { return discovery_->AboveHighWater(peer); });
+  journal_->SetCommitListener([this](const std::string& device, uint64_t) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      changed_.insert(device);
+    }
+    uv_async_send(&async_);
+  });
+  engine_.SetLocal(journal_->Catalogue());
+}
+
+void SyncNode::Stop(std::function<void()> done) {
+  stopping_ = true;
+  stopped_ = std::move(done);
+  if (!started_) {
+    async_closed_ = true;
+    return MaybeStopped();
+  }
+  journal_->SetCommitListener(nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), [](uv_handle_t* h) {
+    auto* self = static_cast<SyncNode*>(h->data);
+    self->async_closed_ = true;
+    self->MaybeStopped();
+  });
+}
+
+void SyncNode::MaybeStopped() {
+  if (stopping_ && async_closed_ && in_flight_ == 0 && stopped_) {
+    auto done = std::move(stopped_);
+    stopped_ = nullptr;
+    done();
+  }
+}
+
+void SyncNode::OnAsync(uv_async_t* handle) {
+  auto* self = static_cast<SyncNode*>(handle->data);
+  self->Drain();
+  self->Perform();
+}
+
+void SyncNode::Drain() {
+  std::set<std::string> changed;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    changed.swap(changed_);
+  }
+  for (const auto& device : changed) {
+    auto info = journal_->Stream(device);
+    if (info.ok()) engine_.OnLocalChange(*info);
+  }
+  engine_.Flush();
+}
+
+void SyncNode::OnPeerActive(const std::string& node_id) {
+  engine_.OnPeerActive(node_id);
+  Perform();
+}
+
+void SyncNode::OnPeerMessage(const std::string& node_id, wire::Envelope&& message) {
+  engine_.OnMessage(node_id, message);
+  Perform();
+}
+
+void SyncNode::OnPeerDrained(const std::string& node_id) {
+  engine_.OnDrained(node_id);
+  Perform();
+}
+
+void SyncNode::OnPeerGone(const std::string& node_id, const std::string& /*reason*/) {
+  engine_.OnPeerGone(node_id);
+  Perform();
+}
+
+void SyncNode::Perform() {
+  // Bounded: each round only performs what the previous events produced.
+  for (int round = 0; round < 64; ++round) {
+    std::vector<Action> actions = engine_.TakeActions();
+    if (actions.empty()) return;
+    for (auto& a : actions) {
+      switch (a.kind) {
+        case Action::Kind::kSend: {
+          Status s = discovery_->Send(a.peer, a.message);
+          if (!s.ok() && s.code() != Status::Code::kFailedPrecondition) {
+            log_("send to " + a.peer + " failed: " + s.ToString());
+          }
+          break;
+        }
+        case Action::Kind::kClose:
+          log_("closing " + a.peer + ": " + a.reason);
+          CloseConnection(a.peer, a.reason);
+          break;
+        default:
+          Queue(std::move(a));
+      }
+    }
+  }
+}
+
+void SyncNode::CloseConnection(const std::string& peer, const std::string& reason) {
+  // The engine has already forgotten the peer; until Discovery can close one
+  // connection on request, the peer stays connected but is ignored by sync.
+  (void)peer;
+  (void)reason;
+}
+
+void SyncNode::Queue(Action&& action) {
+  if (stopping_) return;
+  auto work = std::make_unique<Work>();
+  work->node = this;
+  work->action = std::move(action);
+  work->req.data = work.get();
+  ++in_flight_;
+  uv_queue_work(loop_, &work.release()->req, &SyncNode::RunWork, &SyncNode::AfterWork);
+}
+
+// On a thread-pool thread: only the journal is touched here.
+void SyncNode::RunWork(uv_work_t* req) {
+  auto* w = static_cast<Work*>(req->data);
+  journal::Journal* j = w->node->journal_;
+  Action& a = w->action;
+  switch (a.kind) {
+    case Action::Kind::kRead: {
+      auto cursor = j->OpenCursor(a.device, a.from);
+      if (!cursor.ok()) {
+        w->delivery.status = cursor.status();
+        return;
+      }
+      w->delivery = (*cursor)->Next(a.max_bytes);
+      auto cert = j->DeviceCert(a.device);
+      if (cert.ok()) w->cert_der = std::move(*cert);
+      return;
+    }
+    case Action::Kind::kApply:
+      w->status = j->Apply(a.device, a.cert_der, std::move(a.records)).status();
+      return;
+    case Action::Kind::kInstall:
+      w->status = j->InstallSnapshot(a.cert_der, std::move(a.snapshot)).status();
+      return;
+    default:
+      return;
+  }
+}
+
+void SyncNode::AfterWork(uv_work_t* req, int /*status*/) {
+  std::unique_ptr<Work> w(static_cast<Work*>(req->data));
+  SyncNode* self = w->node;
+  --self->in_flight_;
+  if (!self->stopping_) {
+    const Action& a = w->action;
+    if (a.kind == Action::Kind::kRead) {
+      if (!w->delivery.status.ok())
+        self->log_("read of " + a.device + " failed: " + w->delivery.status.ToString());
+      self->engine_.OnReadDone(a.peer, a.device, w->cert_der, std::move(w->delivery));
+    } else {
+      self->engine_.OnApplyDone(a.peer, a.device, w->status, a.credit);
+    }
+    self->Drain();
+    self->Perform();
+  }
+  self->MaybeStopped();
+}
+
+}  // namespace cairn::sync

@@ -1,0 +1,82 @@
+// SyncNode: runs the sync Engine of one node on a libuv loop. It is the
+// PeerListener of the node's Discovery, sends through it, and runs the journal
+// work the engine asks for (cursor reads, Apply, InstallSnapshot) on libuv's
+// thread pool, so the loop never waits for the disk. Journal commits (from any
+// thread) reach the loop through one uv_async_t and become catalogue deltas and
+// wake-ups of the subscriptions served from this node.
+//
+//   SyncNode sync(loop, &journal, &discovery);
+//   discovery.set_listener(&sync);
+//   sync.Start();
+//   ...
+//   sync.Stop([&] { /* no work in flight; sync may be destroyed */ });
+//
+// Thread-safety: the loop thread only, except that the journal's commit listener
+// it installs runs on journal threads (it only queues and wakes the loop).
+// Ownership: loop, journal and discovery must outlive the SyncNode.
+// REQUIRES before destruction: Start was never called, or Stop's `done` has run.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "discovery/discovery_uv.h"
+#include "journal/journal.h"
+#include "sync/engine.h"
+
+namespace cairn::sync {
+
+class SyncNode final : public discovery::PeerListener {
+ public:
+  SyncNode(uv_loop_t* loop, journal::Journal* journal, discovery::Discovery* discovery,
+           SyncOptions options = {});
+  ~SyncNode() override;
+  SyncNode(const SyncNode&) = delete;
+  SyncNode& operator=(const SyncNode&) = delete;
+
+  // REQUIRES: called once, on the loop thread.
+  void Start();
+  // Stops taking work, waits for journal work in flight, closes the async handle.
+  void Stop(std::function<void()> done);
+
+  void OnPeerActive(const std::string& node_id) override;
+  void OnPeerMessage(const std::string& node_id, wire::Envelope&& message) override;
+  void OnPeerDrained(const std::string& node_id) override;
+  void OnPeerGone(const std::string& node_id, const std::string& reason) override;
+
+  const Engine& engine() const { return engine_; }
+  // Reports failures (a read that failed, a peer refused): default stderr.
+  void set_log(std::function<void(const std::string&)> log) { log_ = std::move(log); }
+
+ private:
+  struct Work;
+  void Perform();
+  void Queue(Action&& action);
+  void CloseConnection(const std::string& peer, const std::string& reason);
+  void Drain();  // local commits queued by the listener
+  static void OnAsync(uv_async_t* handle);
+  static void RunWork(uv_work_t* req);
+  static void AfterWork(uv_work_t* req, int status);
+  void MaybeStopped();
+
+  uv_loop_t* loop_;
+  journal::Journal* journal_;
+  discovery::Discovery* discovery_;
+  Engine engine_;
+  uv_async_t async_;
+  bool started_ = false;
+  bool stopping_ = false;
+  bool async_closed_ = false;
+  int in_flight_ = 0;
+  std::function<void()> stopped_;
+  std::function<void(const std::string&)> log_;
+
+  std::mutex mu_;                  // guards changed_
+  std::set<std::string> changed_;  // devices committed since the last Drain
+};
+
+}  // namespace cairn::sync

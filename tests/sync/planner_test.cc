@@ -1,0 +1,76 @@
+#include "sync/planner.h"
+
+#include <gtest/gtest.h>
+
+namespace cairn::sync {
+namespace {
+
+wire::CatalogueEntry Entry(const std::string& device, uint64_t last,
+                           bool source = false) {
+  wire::CatalogueEntry e;
+  e.set_device(device);
+  e.set_last(last);
+  e.set_source(source);
+  return e;
+}
+
+class PlannerTest : public ::testing::Test {
+ protected:
+  void Has(const std::string& peer, wire::CatalogueEntry e, int64_t rtt_us = 0) {
+    in_.peers[peer].entries[e.device()] = e;
+    in_.peers[peer].rtt_us = rtt_us;
+  }
+  std::map<std::string, std::string> Plan() { return sync::Plan(in_); }
+  PlanInput in_;
+};
+
+TEST_F(PlannerTest, TheSourceWinsWhenConnected) {
+  Has("relay", Entry("d", 100));
+  Has("src", Entry("d", 90, true));
+  EXPECT_EQ(Plan()["d"], "src");
+}
+
+TEST_F(PlannerTest, OtherwiseTheHighestLastThenTheLowerRtt) {
+  Has("p1", Entry("d", 50), 900);
+  Has("p2", Entry("d", 70), 500);
+  Has("p3", Entry("d", 70), 100);
+  EXPECT_EQ(Plan()["d"], "p3");
+}
+
+TEST_F(PlannerTest, TiesAreBrokenTheSameWayEveryTime) {
+  Has("p2", Entry("d", 70));
+  Has("p1", Entry("d", 70));
+  EXPECT_EQ(Plan()["d"], "p1");
+}
+
+TEST_F(PlannerTest, NeverPlansADeviceThisNodeIsTheSourceOf) {
+  in_.local["mine"] = Entry("mine", 10, true);
+  Has("p", Entry("mine", 20));
+  EXPECT_EQ(Plan().count("mine"), 0u);
+}
+
+TEST_F(PlannerTest, KeepsTheCurrentPeerUnlessAnotherIsAheadByTheMargin) {
+  in_.switch_margin = 10;
+  in_.current["d"] = "slow";
+  Has("slow", Entry("d", 100));
+  Has("fast", Entry("d", 105));
+  EXPECT_EQ(Plan()["d"], "slow");
+  Has("fast", Entry("d", 111));
+  EXPECT_EQ(Plan()["d"], "fast");
+}
+
+TEST_F(PlannerTest, MovesToTheSourceWhenItAppears) {
+  in_.current["d"] = "relay";
+  Has("relay", Entry("d", 100));
+  Has("src", Entry("d", 100, true));
+  EXPECT_EQ(Plan()["d"], "src");
+}
+
+TEST_F(PlannerTest, APeerThatLeftIsNotPlanned) {
+  in_.current["d"] = "gone";
+  Has("here", Entry("d", 1));
+  EXPECT_EQ(Plan()["d"], "here");
+}
+
+}  // namespace
+}  // namespace cairn::sync
