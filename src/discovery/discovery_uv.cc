@@ -256,6 +256,11 @@ Status Discovery::Send(const std::string& node_id, const wire::Envelope& message
   return c->Send(message);
 }
 
+void Discovery::Disconnect(const std::string& node_id, const std::string& reason) {
+  tls::Connection* c = ConnectionOf(node_id);
+  if (c != nullptr) c->Close(reason);
+}
+
 bool Discovery::AboveHighWater(const std::string& node_id) const {
   tls::Connection* c = ConnectionOf(node_id);
   return c != nullptr && c->above_high_water();

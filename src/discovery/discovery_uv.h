@@ -97,6 +97,9 @@ class Discovery {
   // the peer is not active; ResourceExhausted from the connection's limits.
   Status Send(const std::string& node_id, const wire::Envelope& message);
   bool AboveHighWater(const std::string& node_id) const;
+  // Closes the active connection of `node_id` (a protocol error found by the layer
+  // above); the peer goes to lifesupport with `reason` and is retried with backoff.
+  void Disconnect(const std::string& node_id, const std::string& reason);
 
   std::vector<PeerStatus> Snapshot() const;
   std::vector<std::string> ActivePeers() const;

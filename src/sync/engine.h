@@ -37,7 +37,7 @@ struct SyncOptions {
 };
 
 struct Action {
-  enum class Kind { kSend, kRead, kApply, kInstall, kClose };
+  enum class Kind { kSend, kRead, kReadSnapshot, kApply, kInstall, kClose };
   Kind kind = Kind::kSend;
   std::string peer;
   wire::Envelope message;             // kSend
@@ -90,6 +90,7 @@ class Engine {
  private:
   struct Serve {
     uint64_t next = 1;
+    uint64_t snapshot_sent = 0;  // newest snapshot seq sent on this subscription
     uint64_t credit = 0;
     bool reading = false;
     bool header_sent = false;

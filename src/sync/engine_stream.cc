@@ -29,9 +29,12 @@ void Engine::Pump(const std::string& peer, const std::string& device) {
   auto local = local_.find(device);
   if (s.reading || s.credit == 0 || local == local_.end() || high_water_(peer)) return;
   const journal::StreamInfo& info = local->second;
-  if (s.next > info.last && s.next > info.snapshot) return;  // caught up: wait
+  // A snapshot taken here since the subscriber passed its seq travels too, so the
+  // subscriber can compact its copy the same way.
+  const bool new_snapshot = info.snapshot > s.snapshot_sent && info.snapshot < s.next;
+  if (!new_snapshot && s.next > info.last && s.next > info.snapshot) return;  // caught up
   Action a;
-  a.kind = Action::Kind::kRead;
+  a.kind = new_snapshot ? Action::Kind::kReadSnapshot : Action::Kind::kRead;
   a.peer = peer;
   a.device = device;
   a.from = s.next;
@@ -73,7 +76,8 @@ void Engine::OnReadDone(const std::string& peer, const std::string& device,
       sent += m.ByteSizeLong();
       Send(peer, std::move(m));
     }
-    s.next = header.seq() + 1;
+    s.next = std::max(s.next, header.seq() + 1);
+    s.snapshot_sent = header.seq();
   }
   if (!d.records.empty()) {
     s.next = d.records.back().seq() + 1;

@@ -111,6 +111,7 @@ void SyncNode::Perform() {
     for (auto& a : actions) {
       switch (a.kind) {
         case Action::Kind::kSend: {
+          if (outbound_filter_) outbound_filter_(a.peer, a.message);
           Status s = discovery_->Send(a.peer, a.message);
           if (!s.ok() && s.code() != Status::Code::kFailedPrecondition) {
             log_("send to " + a.peer + " failed: " + s.ToString());
@@ -119,20 +120,13 @@ void SyncNode::Perform() {
         }
         case Action::Kind::kClose:
           log_("closing " + a.peer + ": " + a.reason);
-          CloseConnection(a.peer, a.reason);
+          discovery_->Disconnect(a.peer, a.reason);
           break;
         default:
           Queue(std::move(a));
       }
     }
   }
-}
-
-void SyncNode::CloseConnection(const std::string& peer, const std::string& reason) {
-  // The engine has already forgotten the peer; until Discovery can close one
-  // connection on request, the peer stays connected but is ignored by sync.
-  (void)peer;
-  (void)reason;
 }
 
 void SyncNode::Queue(Action&& action) {
@@ -162,6 +156,17 @@ void SyncNode::RunWork(uv_work_t* req) {
       if (cert.ok()) w->cert_der = std::move(*cert);
       return;
     }
+    case Action::Kind::kReadSnapshot: {
+      auto snap = j->ReadSnapshot(a.device);
+      if (snap.ok()) {
+        w->delivery.snapshot = std::move(*snap);
+      } else {
+        w->delivery.status = snap.status();
+      }
+      auto cert = j->DeviceCert(a.device);
+      if (cert.ok()) w->cert_der = std::move(*cert);
+      return;
+    }
     case Action::Kind::kApply:
       w->status = j->Apply(a.device, a.cert_der, std::move(a.records)).status();
       return;
@@ -179,7 +184,7 @@ void SyncNode::AfterWork(uv_work_t* req, int /*status*/) {
   --self->in_flight_;
   if (!self->stopping_) {
     const Action& a = w->action;
-    if (a.kind == Action::Kind::kRead) {
+    if (a.kind == Action::Kind::kRead || a.kind == Action::Kind::kReadSnapshot) {
       if (!w->delivery.status.ok())
         self->log_("read of " + a.device + " failed: " + w->delivery.status.ToString());
       self->engine_.OnReadDone(a.peer, a.device, w->cert_der, std::move(w->delivery));

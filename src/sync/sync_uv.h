@@ -49,6 +49,12 @@ class SyncNode final : public discovery::PeerListener {
   void OnPeerGone(const std::string& node_id, const std::string& reason) override;
 
   const Engine& engine() const { return engine_; }
+  // Test seam: every outgoing message passes through `filter` first, so a test can
+  // play a peer that forges what it relays. Never set outside tests.
+  void set_outbound_filter_for_test(
+      std::function<void(const std::string& peer, wire::Envelope&)> filter) {
+    outbound_filter_ = std::move(filter);
+  }
   // Reports failures (a read that failed, a peer refused): default stderr.
   void set_log(std::function<void(const std::string&)> log) { log_ = std::move(log); }
 
@@ -56,7 +62,6 @@ class SyncNode final : public discovery::PeerListener {
   struct Work;
   void Perform();
   void Queue(Action&& action);
-  void CloseConnection(const std::string& peer, const std::string& reason);
   void Drain();  // local commits queued by the listener
   static void OnAsync(uv_async_t* handle);
   static void RunWork(uv_work_t* req);
@@ -74,6 +79,7 @@ class SyncNode final : public discovery::PeerListener {
   int in_flight_ = 0;
   std::function<void()> stopped_;
   std::function<void(const std::string&)> log_;
+  std::function<void(const std::string&, wire::Envelope&)> outbound_filter_;
 
   std::mutex mu_;                  // guards changed_
   std::set<std::string> changed_;  // devices committed since the last Drain

@@ -57,6 +57,18 @@ TEST_F(SyncTest, ANewNodeCatchesUpFromASnapshotAndEvents) {
   EXPECT_OK(J("b").Verify("a"));
 }
 
+TEST_F(SyncTest, ANewSnapshotAtTheSourceTravelsAndSubscribersCompact) {
+  Start("a");
+  Start("b", Seeded({"a"}));
+  ASSERT_OK(J("a").Append("a", {{"kv.put", R"({"store":"s","key":"k","value":1})"}}));
+  Append("a", 300);
+  ASSERT_TRUE(RunUntilConverged({"a", "b"}, {"a"}));
+  ASSERT_OK(J("a").Snapshot("a"));
+  ASSERT_TRUE(RunUntil([&] { return J("b").Stream("a")->snapshot == 301u; }));
+  EXPECT_EQ(J("b").Stream("a")->first, 302u);  // b compacted its copy
+  EXPECT_OK(J("b").Verify("a"));
+}
+
 TEST_F(SyncTest, AppendsDuringCatchUpArriveExactlyOnceInOrder) {
   Start("a");
   Append("a", 20'000);
@@ -98,6 +110,49 @@ TEST_F(SyncTest, ASubscriberResumesWhereItWasAfterItsPeerRestarts) {
   ASSERT_TRUE(RunUntilConverged({"a", "b"}, {"a"}));
   // b asked for what it lacked, not for the whole stream again.
   EXPECT_LE(Node("a").sync->engine().records_served() - served_before, 10u);
+}
+
+TEST_F(SyncTest, APeerThatForgesARecordIsDisconnectedAndNothingOfItIsStored) {
+  Start("a", Seeded({}, false));
+  Start("m", Seeded({"a"}, false));
+  Append("a", 100);
+  ASSERT_TRUE(RunUntilConverged({"a", "m"}, {"a"}));
+  // m now relays a's device with one payload changed.
+  Node("m").sync->set_outbound_filter_for_test([](const std::string&, wire::Envelope& e) {
+    if (e.has_events() && e.events().records_size() > 0) {
+      e.mutable_events()->mutable_records(0)->set_payload("forged");
+    }
+  });
+  Node("m").sync->set_log([](const std::string&) {});
+  Start("b", Seeded({"m"}, false));
+  ASSERT_TRUE(RunUntil([&] {
+    for (const auto& p : Node("b").discovery->Snapshot()) {
+      if (p.node_id == "m" && p.reason.find("does not chain") != std::string::npos)
+        return true;
+    }
+    return false;
+  })) << "b never refused m";
+  EXPECT_FALSE(J("b").Stream("a").ok() && J("b").Stream("a")->last > 0)
+      << "something of the forged stream was stored";
+}
+
+TEST_F(SyncTest, AStalledSubscriberDoesNotDelayAFastOne) {
+  SyncOptions tight;
+  tight.initial_credit_bytes = 64 << 10;
+  Start("a");
+  Append("a", 20'000);
+  NodeConfig slow = Seeded({"a"});
+  slow.sync = tight;
+  Start("slow", slow);
+  // The slow subscriber never grants more credit: it stops at its first 64 KiB.
+  Node("slow").sync->set_outbound_filter_for_test(
+      [](const std::string&, wire::Envelope& e) {
+        if (e.has_credit()) e.mutable_ping()->set_nonce(1);
+      });
+  Start("fast", Seeded({"a"}));
+  ASSERT_TRUE(RunUntil([&] { return Last("fast", "a") == 20'000u; }, 60'000));
+  EXPECT_LT(Last("slow", "a"), 20'000u);
+  EXPECT_GT(Last("slow", "a"), 0u);
 }
 
 }  // namespace
