@@ -54,6 +54,7 @@ int StdinAppender::Run() {
 bool StdinAppender::Step() {
   bool can_send = !failed_ && outstanding_ < o_.window && !pending_.empty();
   if (can_send && (eof_ || pending_.size() >= o_.batch)) return SendBatch();
+  if (outstanding_ > 0 && c_.HasBufferedReply()) return ReceiveOne();
   bool want_input = !eof_ && !failed_ && pending_.size() < o_.batch * o_.window;
   pollfd fds[2] = {{c_.fd(), POLLIN, 0},
                    {0, static_cast<short>(want_input ? POLLIN : 0), 0}};

@@ -76,6 +76,10 @@ Result<wire::ControlReply> ControlClient::Receive() {
   }
 }
 
+bool ControlClient::HasBufferedReply() const {
+  return wire::DecodeFrame(in_).state != wire::DecodeState::kNeedMore;
+}
+
 Result<wire::ControlReply> ControlClient::Call(wire::ControlRequest request) {
   CAIRN_ASSIGN_OR_RETURN(uint64_t id, Send(std::move(request)));
   for (;;) {

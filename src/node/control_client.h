@@ -28,6 +28,9 @@ class ControlClient {
   Result<wire::ControlReply> Receive();
   // Send, then Receive until the reply for it (a one-reply request).
   Result<wire::ControlReply> Call(wire::ControlRequest request);
+  // True when a whole reply is already buffered: Receive returns without reading,
+  // and poll() on fd() would not say so.
+  bool HasBufferedReply() const;
   int fd() const { return fd_; }
 
  private:

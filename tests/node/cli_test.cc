@@ -219,6 +219,47 @@ TEST_F(NodeTest, AppendPrintsOnlyWhatWasAcknowledgedWhenTheNodeDies) {
   EXPECT_GE(status["devices"][0]["last"].get<uint64_t>(), acked);
 }
 
+TEST_F(NodeTest, SigtermCommitsOrRefusesAppendsInFlightAndExitsCleanly) {
+  auto node = StartNode(data_);
+  std::string id = NodeId();
+  std::string input = data_ + ".in", acks = data_ + ".acks";
+  std::ofstream(input) << EventLines(200'000);
+  Child append({CAIRN_BIN, "--data", data_, "append", id, "--stdin", "--json"}, env_,
+               acks + ".err", acks, input);
+  bool some = false;
+  for (int i = 0; i < 1000 && !some; ++i) {  // bounded: 10 s
+    some = ReadFile(acks).find('\n') != std::string::npos;
+    if (!some) usleep(10'000);
+  }
+  ASSERT_TRUE(some) << ReadFile(acks + ".err");
+  EXPECT_EQ(node->Stop(), 0) << ReadFile(data_ + ".log");
+  int rc = append.Wait(10'000);
+  uint64_t acked = LastOfContiguousAcks(ReadFile(acks));
+  if (acked < 200'000u) {
+    EXPECT_NE(rc, 0);
+  }
+  auto again = StartNode(data_);
+  json status = json::parse(Cli({"status", "--json"}).out);
+  EXPECT_GE(status["devices"][0]["last"].get<uint64_t>(), acked);
+}
+
+TEST_F(NodeTest, ConfigFileIsReadAndFlagsWinOverIt) {
+  std::string config = data_ + ".toml";
+  std::ofstream(config) << "data = \"" << data_ << ".not-this\"\n"
+                        << "snapshot-every = 2\ndev = true\n";
+  auto child = std::make_unique<Child>(
+      std::vector<std::string>{CAIRND_BIN, "--config", config, "--data", data_,
+                               "--listen", "127.0.0.1:0"},
+      env_, data_ + ".log");
+  ASSERT_TRUE(WaitForSocket(data_ + "/cairn.sock", *child, 20'000))
+      << ReadFile(data_ + ".log");
+  std::string id = NodeId();
+  ASSERT_EQ(Cli({"append", id, "--stdin"}, EventLines(5)).exit_code, 0);
+  json status = json::parse(Cli({"status", "--json"}).out);
+  EXPECT_GE(status["devices"][0]["snapshot"].get<uint64_t>(), 2u);
+  EXPECT_FALSE(fs::exists(data_ + ".not-this"));
+}
+
 TEST_F(NodeTest, AppendForADeviceWeDoNotHoldFails) {
   auto node = StartNode(data_);
   RunResult r = Cli({"append", "someone-else", "note", "{}"});
