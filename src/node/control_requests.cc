@@ -60,6 +60,10 @@ ControlReply KvList(journal::Journal& j, uint64_t id, const wire::ControlKvList&
 // Runs on the thread pool: reads, snapshots and verification may block.
 ControlReply Blocking(journal::Journal& j, const ControlRequest& q) {
   uint64_t id = q.id();
+  if (q.has_kv_get() || q.has_kv_list()) {
+    auto known = j.Stream(q.has_kv_get() ? q.kv_get().device() : q.kv_list().device());
+    if (!known.ok()) return ErrorReply(id, known.status());
+  }
   switch (q.req_case()) {
     case ControlRequest::kKvGet:
       return KvGet(j, id, q.kv_get());

@@ -33,6 +33,10 @@ Tail::Tail(ControlServer* server, uint64_t client, uint64_t request, std::string
 Tail::~Tail() { sub_.reset(); }  // before mu_ and the queue its callback uses
 
 void Tail::Start() {
+  if (!follow_) {  // a followed device may still arrive; a plain tail names the miss
+    auto known = server_->journal()->Stream(device_);
+    if (!known.ok()) return End(known.status());
+  }
   auto cursor = server_->journal()->OpenCursor(device_, next_);
   if (!cursor.ok()) return End(cursor.status());
   cursor_ = std::move(cursor).value();

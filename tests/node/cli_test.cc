@@ -267,6 +267,20 @@ TEST_F(NodeTest, AppendForADeviceWeDoNotHoldFails) {
   EXPECT_NE(r.err.find("someone-else"), std::string::npos) << r.err;
 }
 
+TEST_F(NodeTest, UnknownDeviceIsNamed) {
+  auto node = StartNode(data_);
+  for (auto args :
+       std::vector<std::vector<std::string>>{{"tail", "nobody"},
+                                             {"kv", "list", "nobody", "s"},
+                                             {"kv", "get", "nobody", "s", "k"},
+                                             {"verify", "nobody"},
+                                             {"snapshot", "nobody"}}) {
+    RunResult r = Cli(args);
+    EXPECT_NE(r.exit_code, 0) << args[0];
+    EXPECT_NE(r.err.find("'nobody'"), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(NodeTest, CliWithoutANodeSaysSo) {
   RunResult r = Cli({"status"});
   EXPECT_NE(r.exit_code, 0);
