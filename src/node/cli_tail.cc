@@ -1,6 +1,9 @@
 // cairn tail: a device (or every device) through the local node's control socket,
 // snapshot first when asked for events it has compacted, then events in order;
 // with --follow, live events until interrupted.
+#include <unistd.h>
+
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -16,7 +19,25 @@ using nlohmann::json;
 struct Stream {
   std::string device;
   json kv = json::object();  // snapshot entries gathered so far
+  uint64_t target = 0;       // the head when the tail started (progress bar)
 };
+
+constexpr uint64_t kProgressAbove = 10'000;  // events; smaller ranges show no bar
+
+// A progress bar on a terminal's stderr while a large stored range streams.
+void Progress(Stream& s, uint64_t seq) {
+  if (s.target == 0) return;
+  if (seq >= s.target) {
+    std::fprintf(stderr, "\r\033[K");
+    s.target = 0;
+    return;
+  }
+  int filled = static_cast<int>(40 * seq / s.target);
+  std::fprintf(stderr, "\r%s [%-40s] %llu/%llu", s.device.c_str(),
+               std::string(static_cast<size_t>(filled), '#').c_str(),
+               static_cast<unsigned long long>(seq),
+               static_cast<unsigned long long>(s.target));
+}
 
 void PrintSnapshot(const Options& o, Stream& s, const wire::Snapshot& snap) {
   for (const auto& e : snap.chunk().entries()) {
@@ -44,12 +65,13 @@ void PrintRecord(const Options& o, const std::string& device, const wire::Record
   }
 }
 
-Result<std::vector<std::string>> AllDevices(ControlClient& c) {
+// Every device the node stores, with its head seq.
+Result<std::map<std::string, uint64_t>> Heads(ControlClient& c) {
   wire::ControlRequest req;
   req.mutable_status();
   CAIRN_ASSIGN_OR_RETURN(wire::ControlReply r, c.Call(req));
-  std::vector<std::string> out;
-  for (const auto& d : r.status().devices()) out.push_back(d.device());
+  std::map<std::string, uint64_t> out;
+  for (const auto& d : r.status().devices()) out[d.device()] = d.last();
   return out;
 }
 
@@ -68,6 +90,9 @@ int Drain(const Options& o, ControlClient& c, std::map<uint64_t, Stream>& stream
     }
     for (const auto& rec : r->tail().records()) PrintRecord(o, it->second.device, rec);
     std::fflush(stdout);
+    if (r->tail().records_size() > 0)
+      Progress(it->second, r->tail().records().rbegin()->seq());
+    if (r->tail().caught_up() || r->done()) Progress(it->second, UINT64_MAX);
     if (r->done()) streams.erase(it);
   }
   return rc;
@@ -80,14 +105,13 @@ int Tail(const Options& o) {
   if (o.from == 0) return Fail("--from starts at 1");
   auto client = ControlClient::Connect(o.data_dir);
   if (!client.ok()) return Fail(client.status());
-  std::vector<std::string> devices = {o.device};
-  if (o.all) {
-    auto all = AllDevices(**client);
-    if (!all.ok()) return Fail(all.status());
-    devices = *all;
-  }
+  auto heads = Heads(**client);
+  if (!heads.ok()) return Fail(heads.status());
+  std::map<std::string, uint64_t> devices = {{o.device, (*heads)[o.device]}};
+  if (o.all) devices = *heads;
+  bool bar = isatty(2) != 0;
   std::map<uint64_t, Stream> streams;
-  for (const auto& d : devices) {
+  for (const auto& [d, last] : devices) {
     wire::ControlRequest req;
     req.mutable_tail()->set_device(d);
     req.mutable_tail()->set_from(o.from);
@@ -95,6 +119,7 @@ int Tail(const Options& o) {
     auto id = (*client)->Send(req);
     if (!id.ok()) return Fail(id.status());
     streams[*id].device = d;
+    if (bar && last > o.from + kProgressAbove) streams[*id].target = last;
   }
   return Drain(o, **client, streams);
 }

@@ -117,15 +117,24 @@ Status Node::StartPeers() {
 }
 
 Status Node::StartSync() {
-  // sync attaches here: build the engine from loop(), journal(), node_id() and
-  // config_ (new_device for the restore guard), then
-  //   peers_->discovery()->set_listener(sync_.get());
-  // and let it set journal_->SetCommitListener(...) for live forwarding.
+  // sync attaches here (src/sync/sync_uv.h), after StartPeers and before the
+  // control socket opens, on the loop thread before the loop runs:
+  //   if (auto* d = peers_->discovery()) {
+  //     sync_ = std::make_unique<sync::SyncNode>(&loop_, journal_.get(), d, options);
+  //     d->set_listener(sync_.get());
+  //     sync_->Start();
+  //   }
+  // with options from config_ (new_device for the restore guard). SyncNode
+  // installs the journal's commit listener; the control socket's tails use
+  // Journal::Subscribe and do not compete for it.
   return Status::Ok();
 }
 
 void Node::StopSync(std::function<void()> done) {
-  // sync attaches here: stop the engine (unsubscribe, goodbye), then done().
+  // sync attaches here: runs after the control socket closed and before
+  // discovery stops (goodbye to peers):
+  //   if (sync_) { peers_->discovery()->set_listener(nullptr); return sync_->Stop(done);
+  //   }
   done();
 }
 
@@ -207,6 +216,7 @@ Node::~Node() {
     Shutdown("");  // no-op after Run; after a failed Open, closes what opened
     uv_run(&loop_, UV_RUN_DEFAULT);
     control_.reset();
+    // sync attaches here: sync_.reset();  (before the discovery it listens to)
     peers_.reset();
     journal_.reset();  // finishes queued writes, closes LevelDB
     int rc = uv_loop_close(&loop_);

@@ -80,7 +80,8 @@ class Node {
   std::unique_ptr<LoopPost> post_;
   std::unique_ptr<journal::Journal> journal_;
   std::unique_ptr<PeerLayer> peers_;
-  // sync attaches here: std::unique_ptr<sync::SyncEngine> sync_;
+  // sync attaches here: std::unique_ptr<sync::SyncNode> sync_;  (destroyed before
+  // peers_, after control_)
   std::unique_ptr<ControlServer> control_;
   uv_signal_t signals_[2]{};
   int signals_open_ = 0;
