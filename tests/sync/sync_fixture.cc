@@ -23,59 +23,22 @@ SyncTestNode& SyncTest::Start(const std::string& id, NodeConfig config) {
   if (!slot) {
     slot = std::make_unique<SyncTestNode>();
     slot->id = id;
-    slot->device = pki_.Issue(id);
   }
-  SyncTestNode& n = *slot;
-  CHECK(n.sync == nullptr) << id << " is running";
-  auto signer = journal::DeviceSigner::FromPem(n.device.cert_pem, n.device.key_pem, *ca_);
-  CHECK(signer.ok());
-  journal::JournalOptions jo;
-  jo.store.path = dir_.File(id);
-  jo.ca = ca_;
-  jo.sources.push_back(*signer);
-  jo.sync_writes = false;  // process crashes are not what these tests are about
-  auto j = journal::Journal::Open(std::move(jo));
-  CHECK(j.ok()) << j.status().ToString();
-  n.journal = std::move(*j);
-
-  discovery::DiscoveryConfig dc;
-  dc.listen_host = "127.0.0.1";
-  dc.listen_port = n.port;
-  dc.options.ping_interval_ms = 200;
-  dc.options.dead_interval_ms = 1000;
-  dc.options.backoff_initial_ms = 50;
-  dc.options.backoff_max_ms = 400;
-  dc.options.max_attempts = 50;
-  dc.options.peer_exchange = config.peer_exchange;
-  dc.options.exchange_interval_ms = 500;
-  dc.tls = FastOptions();
-  dc.tls.handshake_timeout_ms = 5000;
-  dc.rng_seed = 7;
+  HarnessConfig hc;
+  hc.peer_exchange = config.peer_exchange;
+  hc.sync = config.sync;
   for (const auto& seed : config.seeds) {
-    dc.seeds.push_back("127.0.0.1:" + std::to_string(Node(seed).port));
+    hc.seeds.push_back("127.0.0.1:" + std::to_string(Node(seed).port));
   }
-  n.discovery = std::make_unique<discovery::Discovery>(&loop_, NodeContext(id), dc,
-                                                       nullptr, SystemClock());
-  n.sync =
-      std::make_unique<SyncNode>(&loop_, n.journal.get(), n.discovery.get(), config.sync);
-  n.discovery->set_listener(n.sync.get());
-  n.sync->Start();
-  Result<int> port = n.discovery->Start();
-  CHECK(port.ok()) << id << ": " << port.status().ToString();
-  n.port = *port;
-  return n;
+  slot->Start(&loop_, pki_, ca_, dir_.path(), hc);
+  return *slot;
 }
 
 void SyncTest::Stop(const std::string& id) {
   SyncTestNode& n = Node(id);
-  bool sync_stopped = false, discovery_stopped = false;
-  n.sync->Stop([&] { sync_stopped = true; });
-  n.discovery->Stop([&] { discovery_stopped = true; });
-  CHECK(RunUntil([&] { return sync_stopped && discovery_stopped; }))
-      << id << " did not stop";
-  n.sync.reset();
-  n.discovery.reset();
-  n.journal.reset();
+  n.BeginStop();
+  CHECK(RunUntil([&] { return n.Stopped(); })) << id << " did not stop";
+  n.Release();
 }
 
 void SyncTest::Append(const std::string& id, int n, const std::string& type) {

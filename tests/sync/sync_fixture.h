@@ -12,20 +12,14 @@
 
 #include "discovery/discovery_uv.h"
 #include "journal/journal.h"
+#include "node_harness.h"
 #include "sync/sync_uv.h"
 #include "testutil/status_matchers.h"
 #include "tls/loop_fixture.h"
 
 namespace cairn::sync::testing {
 
-struct SyncTestNode {
-  std::string id;
-  int port = 0;
-  testutil::Issued device;  // the node's own device key, kept across restarts
-  std::unique_ptr<journal::Journal> journal;
-  std::unique_ptr<discovery::Discovery> discovery;
-  std::unique_ptr<SyncNode> sync;
-};
+using SyncTestNode = HarnessNode;
 
 struct NodeConfig {
   std::vector<std::string> seeds;  // node ids, dialled at their ports
