@@ -49,8 +49,9 @@ void AddFlags(CLI::App& app, DaemonConfig& c, RawFlags& raw) {
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
   app.add_flag("--dev", c.dev,
-               "development mode: make a per-user dev CA and a node certificate on "
-               "first start, listen on 127.0.0.1:7400");
+               "development mode: with no --ca/--cert/--key, make a per-user dev CA "
+               "($CAIRN_DEV_CA, else ~/.local/share/cairn/dev-ca) and a node "
+               "certificate on first start; listen on 127.0.0.1:7400");
   app.add_flag("--new-device", c.new_device,
                "start appending at once: this node's devices have no history elsewhere");
   app.add_option("--log-level", c.log_level, "debug, info, warn or error")
