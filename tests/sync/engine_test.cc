@@ -1,0 +1,163 @@
+// The sync engine alone: events in, actions out, no sockets and no disk.
+#include "sync/engine.h"
+
+#include <gtest/gtest.h>
+
+namespace cairn::sync {
+namespace {
+
+journal::StreamInfo Info(const std::string& device, uint64_t last, bool source = false) {
+  journal::StreamInfo i;
+  i.device = device;
+  i.first = 1;
+  i.last = last;
+  i.source = source;
+  return i;
+}
+
+wire::Envelope CatalogueOf(std::vector<std::pair<std::string, uint64_t>> entries,
+                           bool source = false) {
+  wire::Envelope e;
+  e.mutable_catalogue()->set_full(true);
+  for (const auto& [device, last] : entries) {
+    auto* c = e.mutable_catalogue()->add_entries();
+    c->set_device(device);
+    c->set_last(last);
+    c->set_source(source);
+  }
+  return e;
+}
+
+std::vector<Action> Of(std::vector<Action> actions, Action::Kind kind,
+                       wire::Envelope::MsgCase msg = wire::Envelope::MSG_NOT_SET) {
+  std::vector<Action> out;
+  for (auto& a : actions) {
+    if (a.kind != kind) continue;
+    if (msg != wire::Envelope::MSG_NOT_SET && a.message.msg_case() != msg) continue;
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+TEST(EngineTest, ManyLocalChangesBecomeOneCatalogueDeltaPerPeer) {
+  Engine e;
+  e.OnPeerActive("p1");
+  e.OnPeerActive("p2");
+  (void)e.TakeActions();
+  for (int i = 0; i < 1000; ++i) e.OnLocalChange(Info("d" + std::to_string(i), 5, true));
+  e.Flush();
+  auto sends = Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kCatalogue);
+  ASSERT_EQ(sends.size(), 2u);
+  EXPECT_EQ(sends[0].message.catalogue().entries_size(), 1000);
+  EXPECT_FALSE(sends[0].message.catalogue().full());
+}
+
+TEST(EngineTest, AnActivePeerGetsTheFullCatalogue) {
+  Engine e;
+  e.SetLocal({Info("mine", 3, true), Info("other", 9)});
+  e.OnPeerActive("p");
+  auto sends = Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kCatalogue);
+  ASSERT_EQ(sends.size(), 1u);
+  EXPECT_TRUE(sends[0].message.catalogue().full());
+  EXPECT_EQ(sends[0].message.catalogue().entries_size(), 2);
+}
+
+TEST(EngineTest, SubscribesThroughTheSourceFromAfterWhatItHolds) {
+  Engine e;
+  e.SetLocal({Info("d", 40)});
+  e.OnPeerActive("src");
+  (void)e.TakeActions();
+  e.OnMessage("src", CatalogueOf({{"d", 100}}, true));
+  auto subs = Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kSubscribe);
+  ASSERT_EQ(subs.size(), 1u);
+  EXPECT_EQ(subs[0].peer, "src");
+  EXPECT_EQ(subs[0].message.subscribe().from(), 41u);
+  EXPECT_EQ(e.Via("d"), "src");
+}
+
+TEST(EngineTest, ServingStopsWhenCreditRunsOutAndResumesWithCredit) {
+  Engine e;
+  e.SetLocal({Info("d", 1000, true)});
+  e.OnPeerActive("sub");
+  (void)e.TakeActions();
+  wire::Envelope s;
+  s.mutable_subscribe()->set_device("d");
+  s.mutable_subscribe()->set_from(1);
+  s.mutable_subscribe()->set_credit(100);
+  e.OnMessage("sub", s);
+  auto reads = Of(e.TakeActions(), Action::Kind::kRead);
+  ASSERT_EQ(reads.size(), 1u);
+  EXPECT_EQ(reads[0].max_bytes, 100u);
+  journal::Delivery d;
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    wire::Record r;
+    r.set_seq(seq);
+    r.set_payload(std::string(50, 'x'));
+    d.records.push_back(r);
+  }
+  e.OnReadDone("sub", "d", "cert", std::move(d));
+  auto after = e.TakeActions();
+  EXPECT_EQ(Of(after, Action::Kind::kSend, wire::Envelope::kEvents).size(), 1u);
+  EXPECT_TRUE(Of(after, Action::Kind::kRead).empty()) << "read on without credit";
+  wire::Envelope c;
+  c.mutable_credit()->set_device("d");
+  c.mutable_credit()->set_bytes(1000);
+  e.OnMessage("sub", c);
+  auto more = Of(e.TakeActions(), Action::Kind::kRead);
+  ASSERT_EQ(more.size(), 1u);
+  EXPECT_EQ(more[0].from, 4u);
+}
+
+TEST(EngineTest, AppliesOneChunkAtATimeAndGrantsCreditAfterEach) {
+  Engine e;
+  e.OnPeerActive("src");
+  e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
+  (void)e.TakeActions();
+  for (uint64_t seq = 1; seq <= 2; ++seq) {
+    wire::Envelope m;
+    m.mutable_events()->set_device("d");
+    m.mutable_events()->add_records()->set_seq(seq);
+    e.OnMessage("src", m);
+  }
+  auto applies = Of(e.TakeActions(), Action::Kind::kApply);
+  ASSERT_EQ(applies.size(), 1u) << "two journal writes in flight for one device";
+  e.OnApplyDone("src", "d", Status::Ok(), applies[0].credit);
+  auto next = e.TakeActions();
+  EXPECT_EQ(Of(next, Action::Kind::kSend, wire::Envelope::kCredit).size(), 1u);
+  EXPECT_EQ(Of(next, Action::Kind::kApply).size(), 1u);
+}
+
+TEST(EngineTest, RefusedRecordsCloseThePeer) {
+  Engine e;
+  e.OnPeerActive("src");
+  e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
+  wire::Envelope m;
+  m.mutable_events()->set_device("d");
+  m.mutable_events()->add_records()->set_seq(1);
+  e.OnMessage("src", m);
+  (void)e.TakeActions();
+  e.OnApplyDone("src", "d", Status::Corruption("record 1 does not chain"), 10);
+  auto closes = Of(e.TakeActions(), Action::Kind::kClose);
+  ASSERT_EQ(closes.size(), 1u);
+  EXPECT_NE(closes[0].reason.find("does not chain"), std::string::npos);
+  EXPECT_EQ(e.Via("d"), "");
+}
+
+TEST(EngineTest, AForkStopsFollowingThatPeerForTheDevice) {
+  Engine e;
+  e.OnPeerActive("p");
+  e.OnMessage("p", CatalogueOf({{"d", 10}}));
+  wire::Envelope m;
+  m.mutable_events()->set_device("d");
+  m.mutable_events()->add_records()->set_seq(1);
+  e.OnMessage("p", m);
+  (void)e.TakeActions();
+  e.OnApplyDone("p", "d", Status::Fork("fork in d at 1"), 10);
+  auto actions = e.TakeActions();
+  EXPECT_EQ(Of(actions, Action::Kind::kSend, wire::Envelope::kUnsubscribe).size(), 1u);
+  EXPECT_TRUE(Of(actions, Action::Kind::kClose).empty());
+  EXPECT_EQ(e.Via("d"), "");
+}
+
+}  // namespace
+}  // namespace cairn::sync
