@@ -117,24 +117,24 @@ Status Node::StartPeers() {
 }
 
 Status Node::StartSync() {
-  // sync attaches here (src/sync/sync_uv.h), after StartPeers and before the
-  // control socket opens, on the loop thread before the loop runs:
-  //   if (auto* d = peers_->discovery()) {
-  //     sync_ = std::make_unique<sync::SyncNode>(&loop_, journal_.get(), d, options);
-  //     d->set_listener(sync_.get());
-  //     sync_->Start();
-  //   }
-  // with options from config_ (new_device for the restore guard). SyncNode
-  // installs the journal's commit listener; the control socket's tails use
-  // Journal::Subscribe and do not compete for it.
+  // After StartPeers and before the control socket opens, on the loop thread
+  // before the loop runs. SyncNode takes the journal's commit listener; the
+  // control socket's tails use Journal::Subscribe and do not compete for it.
+  if (auto* d = peers_->discovery()) {
+    sync_ = std::make_unique<sync::SyncNode>(&loop_, journal_.get(), d);
+    sync_->set_log([](const std::string& line) { CAIRN_LOG(kWarn) << "sync: " << line; });
+    d->set_listener(sync_.get());
+    sync_->Start();
+  }
   return Status::Ok();
 }
 
 void Node::StopSync(std::function<void()> done) {
-  // sync attaches here: runs after the control socket closed and before
-  // discovery stops (goodbye to peers):
-  //   if (sync_) { peers_->discovery()->set_listener(nullptr); return sync_->Stop(done);
-  //   }
+  // After the control socket closed and before discovery stops.
+  if (sync_) {
+    peers_->discovery()->set_listener(nullptr);
+    return sync_->Stop(std::move(done));
+  }
   done();
 }
 
@@ -158,7 +158,11 @@ wire::ControlStatusReply Node::BuildStatus() {
     d->set_last(s.last);
     d->set_snapshot(s.snapshot);
     d->set_source(s.source);
-    // sync attaches here: set_via (the peer followed through) and set_behind.
+    if (sync_ && !s.source) {
+      d->set_via(sync_->engine().Via(s.device));
+      const uint64_t peer_last = sync_->engine().PeerLast(s.device);
+      d->set_behind(peer_last > s.last ? peer_last - s.last : 0);
+    }
   }
   return r;
 }
@@ -216,7 +220,7 @@ Node::~Node() {
     Shutdown("");  // no-op after Run; after a failed Open, closes what opened
     uv_run(&loop_, UV_RUN_DEFAULT);
     control_.reset();
-    // sync attaches here: sync_.reset();  (before the discovery it listens to)
+    sync_.reset();  // before the discovery it listens to
     peers_.reset();
     journal_.reset();  // finishes queued writes, closes LevelDB
     int rc = uv_loop_close(&loop_);

@@ -32,6 +32,7 @@
 #include "node/control_server_uv.h"
 #include "node/loop_post_uv.h"
 #include "node/node_peers.h"
+#include "sync/sync_uv.h"
 #include "tls/context.h"
 
 namespace cairn::node {
@@ -80,8 +81,7 @@ class Node {
   std::unique_ptr<LoopPost> post_;
   std::unique_ptr<journal::Journal> journal_;
   std::unique_ptr<PeerLayer> peers_;
-  // sync attaches here: std::unique_ptr<sync::SyncNode> sync_;  (destroyed before
-  // peers_, after control_)
+  std::unique_ptr<sync::SyncNode> sync_;  // destroyed before peers_, after control_
   std::unique_ptr<ControlServer> control_;
   uv_signal_t signals_[2]{};
   int signals_open_ = 0;
