@@ -48,6 +48,7 @@ inline constexpr size_t kMaxTypeBytes = 64;
 inline constexpr size_t kMaxPayloadBytes = 1u << 20;
 inline constexpr size_t kMaxEventsPerAppend = 10000;
 inline constexpr size_t kMaxSnapshotChunkBytes = 1u << 20;
+inline constexpr size_t kMaxHeldAppends = 4096;
 
 struct JournalOptions {
   StoreOptions store;
@@ -186,6 +187,16 @@ class Journal {
       std::function<void(const Delivery&)> callback);
   void SetCommitListener(CommitListener listener);
 
+  // ---- restore guard (DESIGN.md, trust)
+  // While appends to a device this node is the source of are held, they wait
+  // (at most kMaxHeldAppends of them; more are refused) and Apply/InstallSnapshot
+  // accept the device's own stream from peers, verified with this node's key, so
+  // a reinstalled or restored source catches up before it issues another seq.
+  void HoldAppends(const std::string& device);
+  // Lets the held appends run, in the order they arrived.
+  void ReleaseAppends(const std::string& device);
+  bool AppendsHeld(const std::string& device) const;
+
   Store* store() { return store_.get(); }
   Clock* clock() const { return options_.clock; }
 
@@ -265,6 +276,7 @@ class Journal {
   bool writing_ = false;  // a thread is writing a group (the writer or a caller)
   Status poisoned_;
   CommitListener listener_;
+  std::map<std::string, std::vector<std::unique_ptr<Op>>> held_;  // restore guard
   std::thread writer_;
 
   std::mutex sub_mu_;  // guards subs_, ready_, delivering_, sub_stopping_

@@ -155,7 +155,7 @@ Result<std::shared_ptr<const DevicePublicKey>> Journal::KeyFor(
 Result<Journal::ReplicaStream> Journal::BeginReplicaOp(const std::string& device,
                                                        std::string_view cert_der) {
   CAIRN_RETURN_IF_ERROR(ValidateDeviceId(device));
-  if (signers_.count(device)) {
+  if (signers_.count(device) && !AppendsHeld(device)) {
     return Status::PermissionDenied("this node is the source of '" + device +
                                     "'; it does not accept its stream from peers");
   }

@@ -183,12 +183,44 @@ void Journal::Submit(std::unique_ptr<Op> op, bool may_write_here) {
     if (op->on_seq) op->on_seq(closing);
     return;
   }
+  if (op->kind == Op::Kind::kAppend) {
+    if (auto held = held_.find(op->device); held != held_.end()) {
+      if (held->second.size() < kMaxHeldAppends) {
+        held->second.push_back(std::move(op));
+        return;
+      }
+      l.unlock();
+      op->on_append(Status::Unavailable("appends to '" + op->device +
+                                        "' are held until its stream is caught up from "
+                                        "peers (restore guard), and too many wait"));
+      return;
+    }
+  }
   queue_.push_back(std::move(op));
   if (may_write_here && !writing_) {
     WriteNextGroup(l);
   } else {
     queue_cv_.notify_one();
   }
+}
+
+void Journal::HoldAppends(const std::string& device) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (signers_.count(device)) held_.try_emplace(device);
+}
+
+void Journal::ReleaseAppends(const std::string& device) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = held_.find(device);
+  if (it == held_.end()) return;
+  for (auto& op : it->second) queue_.push_back(std::move(op));
+  held_.erase(it);
+  queue_cv_.notify_one();
+}
+
+bool Journal::AppendsHeld(const std::string& device) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return held_.count(device) > 0;
 }
 
 Status Journal::Poisoned() const {

@@ -121,7 +121,14 @@ Status Node::StartSync() {
   // before the loop runs. SyncNode takes the journal's commit listener; the
   // control socket's tails use Journal::Subscribe and do not compete for it.
   if (auto* d = peers_->discovery()) {
-    sync_ = std::make_unique<sync::SyncNode>(&loop_, journal_.get(), d);
+    sync::SyncOptions options;
+    // The restore guard: a source with configured peers must not issue a seq it
+    // may already have issued before (a reinstall, a restored backup).
+    const size_t configured = config_.peers.size() + config_.dns_seeds.size();
+    options.restore_guard = !config_.new_device && configured > 0;
+    options.guard_expected_peers =
+        std::min<size_t>(configured, config_.peers.size() > 0 ? config_.peers.size() : 1);
+    sync_ = std::make_unique<sync::SyncNode>(&loop_, journal_.get(), d, options);
     sync_->set_log([](const std::string& line) { CAIRN_LOG(kWarn) << "sync: " << line; });
     d->set_listener(sync_.get());
     sync_->Start();

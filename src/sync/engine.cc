@@ -53,6 +53,7 @@ void Engine::OnLocalChange(const journal::StreamInfo& info) {
   for (auto& [peer, p] : peers_) {
     if (p.serving.count(info.device)) Pump(peer, info.device);
   }
+  if (guarded_.count(info.device)) CheckGuard();
 }
 
 void Engine::Flush() {
@@ -121,6 +122,7 @@ void Engine::OnDrained(const std::string& peer) {
 }
 
 void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
+  heard_.insert(peer);
   auto& entries = peers_[peer].catalogue.entries;
   if (c.full()) entries.clear();
   for (const auto& e : c.entries()) {
@@ -134,11 +136,14 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
                            std::to_string(options_.max_catalogue_entries) + " devices");
   }
   Replan();
+  CheckGuard();
 }
 
 void Engine::Replan() {
   PlanInput in;
   for (const auto& [device, info] : local_) in.local[device] = LocalEntry(device);
+  // A guarded device of ours is followed like any other until the guard lifts.
+  for (const auto& device : guarded_) in.local[device].set_source(false);
   for (const auto& [peer, p] : peers_) {
     in.peers[peer] = p.catalogue;
     for (const auto& [device, peer_id] : forked_) {
@@ -148,6 +153,10 @@ void Engine::Replan() {
   for (const auto& [device, f] : following_) in.current[device] = f.peer;
   in.switch_margin = options_.switch_margin;
   for (const auto& [device, peer] : Plan(in)) {
+    if (guarded_.count(device) &&
+        in.peers[peer].entries[device].last() <= LocalEntry(device).last()) {
+      continue;  // nothing to catch up from that peer
+    }
     auto it = following_.find(device);
     if (it == following_.end() || it->second.peer != peer) FollowThrough(device, peer);
   }
@@ -172,6 +181,46 @@ void Engine::FollowThrough(const std::string& device, const std::string& peer) {
   sub.mutable_subscribe()->set_from(LocalEntry(device).last() + 1);
   sub.mutable_subscribe()->set_credit(options_.initial_credit_bytes);
   Send(peer, std::move(sub));
+}
+
+void Engine::Guard(const std::set<std::string>& devices, size_t expected_peers) {
+  guarded_ = devices;
+  guard_expected_peers_ = expected_peers;
+  CheckGuard();
+}
+
+void Engine::ReleaseGuard(const std::string& reason) {
+  const std::set<std::string> devices = guarded_;
+  for (const auto& device : devices) Release(device, reason);
+}
+
+void Engine::CheckGuard() {
+  if (guarded_.empty() || heard_.size() < guard_expected_peers_) return;
+  const std::set<std::string> devices = guarded_;
+  for (const auto& device : devices) {
+    if (PeerLast(device) > LocalEntry(device).last()) continue;  // still catching up
+    auto f = following_.find(device);
+    if (f != following_.end() && (f->second.applying || !f->second.queue.empty()))
+      continue;
+    Release(device, "heads heard from " + std::to_string(heard_.size()) + " peer(s)");
+  }
+}
+
+void Engine::Release(const std::string& device, const std::string& reason) {
+  if (!guarded_.erase(device)) return;
+  if (auto f = following_.find(device); f != following_.end()) {
+    if (peers_.count(f->second.peer)) {
+      wire::Envelope un;
+      un.mutable_unsubscribe()->set_device(device);
+      Send(f->second.peer, std::move(un));
+    }
+    following_.erase(f);
+  }
+  Action a;
+  a.kind = Action::Kind::kRelease;
+  a.device = device;
+  a.reason = reason;
+  actions_.push_back(std::move(a));
 }
 
 std::string Engine::Via(const std::string& device) const {

@@ -34,10 +34,16 @@ struct SyncOptions {
   uint64_t switch_margin = 64;               // see planner.h
   size_t max_catalogue_entries = 100000;     // per peer
   size_t max_snapshot_bytes = 256u << 20;    // one snapshot being received
+  // Restore guard: hold appends to our own devices until `guard_expected_peers`
+  // peers have told us their heads (catching our streams up from them first), or
+  // until guard_timeout_ms. Off with no configured peers or with --new-device.
+  bool restore_guard = false;
+  size_t guard_expected_peers = 1;
+  int64_t guard_timeout_ms = 5000;
 };
 
 struct Action {
-  enum class Kind { kSend, kRead, kReadSnapshot, kApply, kInstall, kClose };
+  enum class Kind { kSend, kRead, kReadSnapshot, kApply, kInstall, kClose, kRelease };
   Kind kind = Kind::kSend;
   std::string peer;
   wire::Envelope message;             // kSend
@@ -67,6 +73,14 @@ class Engine {
   void OnLocalChange(const journal::StreamInfo& info);
   // Sends the queued catalogue deltas, one message per peer. Call once per loop turn.
   void Flush();
+
+  // ---- restore guard
+  // Holds `devices` (ours) until `expected_peers` peers have sent their catalogue
+  // and none holds more of them than we do; meanwhile they are followed like
+  // any other device. Each release is a kRelease action.
+  void Guard(const std::set<std::string>& devices, size_t expected_peers);
+  void ReleaseGuard(const std::string& reason);  // the timeout: release them all
+  const std::set<std::string>& guarded() const { return guarded_; }
 
   // ---- peers
   void OnPeerActive(const std::string& peer);
@@ -123,6 +137,8 @@ class Engine {
   void OnStreamMessage(const std::string& peer, const std::string& device,
                        const wire::Envelope& message, uint64_t bytes);
   void ApplyNext(const std::string& device);
+  void CheckGuard();
+  void Release(const std::string& device, const std::string& reason);
   bool TakeSnapshotChunk(const std::string& device, Follow& f, const wire::Snapshot& s);
 
   SyncOptions options_;
@@ -134,6 +150,9 @@ class Engine {
   std::set<std::pair<std::string, std::string>> forked_;  // (device, peer) refused
   std::vector<Action> actions_;
   uint64_t records_served_ = 0;
+  std::set<std::string> guarded_;
+  std::set<std::string> heard_;  // peers whose catalogue we have
+  size_t guard_expected_peers_ = 0;
 };
 
 }  // namespace cairn::sync

@@ -194,6 +194,7 @@ void Engine::OnApplyDone(const std::string& peer, const std::string& device,
   c.mutable_credit()->set_bytes(credit);
   Send(peer, std::move(c));
   ApplyNext(device);
+  if (guarded_.count(device)) CheckGuard();
 }
 
 }  // namespace cairn::sync

@@ -17,7 +17,11 @@ struct SyncNode::Work {
 
 SyncNode::SyncNode(uv_loop_t* loop, journal::Journal* journal,
                    discovery::Discovery* discovery, SyncOptions options)
-    : loop_(loop), journal_(journal), discovery_(discovery), engine_(options) {
+    : loop_(loop),
+      journal_(journal),
+      discovery_(discovery),
+      options_(options),
+      engine_(options) {
   log_ = [](const std::string& line) {
     std::fprintf(stderr, "sync: %s\n", line.c_str());
   };
@@ -29,6 +33,9 @@ void SyncNode::Start() {
   started_ = true;
   uv_async_init(loop_, &async_, &SyncNode::OnAsync);
   async_.data = this;
+  uv_timer_init(loop_, &guard_timer_);
+  guard_timer_.data = this;
+  handles_open_ = 2;
   engine_.set_high_water(
       [this](const std::string& peer) { return discovery_->AboveHighWater(peer); });
   journal_->SetCommitListener([this](const std::string& device, uint64_t) {
@@ -39,6 +46,31 @@ void SyncNode::Start() {
     uv_async_send(&async_);
   });
   engine_.SetLocal(journal_->Catalogue());
+  if (options_.restore_guard) StartGuard();
+}
+
+// Holds appends to our own devices until peers told us their heads (see
+// SyncOptions::restore_guard), or until the time limit.
+void SyncNode::StartGuard() {
+  std::set<std::string> own;
+  for (const auto& info : journal_->Catalogue()) {
+    if (info.source) own.insert(info.device);
+  }
+  if (own.empty()) return;
+  for (const auto& device : own) journal_->HoldAppends(device);
+  log_("restore guard: holding appends to " + std::to_string(own.size()) +
+       " device(s) until peers report their heads (at most " +
+       std::to_string(options_.guard_timeout_ms) + " ms)");
+  engine_.Guard(own, options_.guard_expected_peers);
+  uv_timer_start(
+      &guard_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<SyncNode*>(t->data);
+        self->engine_.ReleaseGuard("no answer from peers within the time limit");
+        self->Perform();
+      },
+      static_cast<uint64_t>(options_.guard_timeout_ms), 0);
+  Perform();
 }
 
 void SyncNode::Stop(std::function<void()> done) {
@@ -49,11 +81,13 @@ void SyncNode::Stop(std::function<void()> done) {
     return MaybeStopped();
   }
   journal_->SetCommitListener(nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&async_), [](uv_handle_t* h) {
+  auto closed = [](uv_handle_t* h) {
     auto* self = static_cast<SyncNode*>(h->data);
-    self->async_closed_ = true;
+    if (--self->handles_open_ == 0) self->async_closed_ = true;
     self->MaybeStopped();
-  });
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&guard_timer_), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), closed);
 }
 
 void SyncNode::MaybeStopped() {
@@ -118,6 +152,11 @@ void SyncNode::Perform() {
           }
           break;
         }
+        case Action::Kind::kRelease:
+          log_("restore guard: appends to " + a.device + " released: " + a.reason);
+          journal_->ReleaseAppends(a.device);
+          if (engine_.guarded().empty()) uv_timer_stop(&guard_timer_);
+          break;
         case Action::Kind::kClose:
           log_("closing " + a.peer + ": " + a.reason);
           discovery_->Disconnect(a.peer, a.reason);

@@ -67,15 +67,19 @@ class SyncNode final : public discovery::PeerListener {
   static void RunWork(uv_work_t* req);
   static void AfterWork(uv_work_t* req, int status);
   void MaybeStopped();
+  void StartGuard();
 
   uv_loop_t* loop_;
   journal::Journal* journal_;
   discovery::Discovery* discovery_;
+  SyncOptions options_;
   Engine engine_;
   uv_async_t async_;
+  uv_timer_t guard_timer_;  // the restore guard's time limit
   bool started_ = false;
   bool stopping_ = false;
   bool async_closed_ = false;
+  int handles_open_ = 0;
   int in_flight_ = 0;
   std::function<void()> stopped_;
   std::function<void(const std::string&)> log_;

@@ -1,5 +1,7 @@
 // Replication input: a source journal "a" and a replica "b" that only ever sees
 // records through Apply().
+#include <future>
+
 #include "journal/chain.h"
 #include "journal_fixture.h"
 
@@ -134,6 +136,26 @@ TEST_F(ReplicaTest, TheSourceRefusesItsOwnDeviceFromPeers) {
   ASSERT_OK(a_->Append("d1", Events(1)));
   auto out = a_->Apply("d1", CertOf("d1"), All(*a_, "d1"));
   EXPECT_EQ(out.status().code(), Status::Code::kPermissionDenied);
+}
+
+TEST_F(ReplicaTest, ARestoredSourceHoldsAppendsAndCatchesUpItsOwnStreamFirst) {
+  ASSERT_OK(a_->Append("d1", Events(5)));
+  auto restored = Open("restored", {"d1"});  // the same key, an empty store
+  restored->HoldAppends("d1");
+  std::promise<Result<SeqRange>> done;
+  restored->AppendAsync("d1", Events(1), [&](Result<SeqRange> r) { done.set_value(r); });
+  auto pending = done.get_future();
+  EXPECT_EQ(pending.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  auto caught_up = restored->Apply("d1", CertOf("d1"), All(*a_, "d1"));
+  ASSERT_OK(caught_up);
+  EXPECT_EQ(caught_up->last, 5u);
+  restored->ReleaseAppends("d1");
+  auto r = pending.get();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->first, 6u);  // never seq 1 again
+  EXPECT_OK(restored->Verify("d1"));
+  EXPECT_EQ(restored->Apply("d1", "", All(*a_, "d1")).status().code(),
+            Status::Code::kPermissionDenied);  // the guard is over
 }
 
 TEST_F(ReplicaTest, ForkIsDetectedKeptAndProven) {

@@ -1,4 +1,6 @@
 // Sync between whole nodes on loopback with real TLS, one libuv loop.
+#include <filesystem>
+
 #include "sync_fixture.h"
 
 namespace cairn::sync::testing {
@@ -153,6 +155,38 @@ TEST_F(SyncTest, AStalledSubscriberDoesNotDelayAFastOne) {
   ASSERT_TRUE(RunUntil([&] { return Last("fast", "a") == 20'000u; }, 60'000));
   EXPECT_LT(Last("slow", "a"), 20'000u);
   EXPECT_GT(Last("slow", "a"), 0u);
+}
+
+TEST_F(SyncTest, AReinstalledSourceCatchesUpItsOwnStreamBeforeItAppends) {
+  Start("a");
+  Start("b", Seeded({"a"}));
+  Append("a", 120);
+  ASSERT_TRUE(RunUntilConverged({"a", "b"}, {"a"}));
+  Stop("a");
+  std::filesystem::remove_all(dir_.File("a"));  // the data directory is lost
+  NodeConfig guarded = Seeded({"b"});
+  guarded.sync.restore_guard = true;
+  guarded.sync.guard_timeout_ms = 20'000;
+  Start("a", guarded);
+  EXPECT_TRUE(J("a").AppendsHeld("a"));
+  ASSERT_TRUE(RunUntil([&] { return !J("a").AppendsHeld("a"); }, 20'000));
+  EXPECT_EQ(Last("a", "a"), 120u) << "released before catching up";
+  auto next = J("a").Append("a", {{"note", "after restore"}});
+  ASSERT_OK(next);
+  EXPECT_EQ(next->first, 121u);
+  ASSERT_TRUE(RunUntilConverged({"a", "b"}, {"a"}));
+  EXPECT_TRUE(J("b").Forks().empty());
+  EXPECT_OK(J("a").Verify("a"));
+}
+
+TEST_F(SyncTest, TheRestoreGuardGivesUpAfterItsTimeLimit) {
+  NodeConfig alone = Seeded({});
+  alone.sync.restore_guard = true;
+  alone.sync.guard_timeout_ms = 200;
+  Start("a", alone);
+  EXPECT_TRUE(J("a").AppendsHeld("a"));
+  ASSERT_TRUE(RunUntil([&] { return !J("a").AppendsHeld("a"); }, 5'000));
+  ASSERT_OK(J("a").Append("a", {{"note", "x"}}));
 }
 
 }  // namespace
