@@ -1,0 +1,208 @@
+// Three (then four) real cairnd processes on loopback in a line A - B - C with
+// peer exchange off, driven only through the cairn CLI: a bulk append at A, a
+// live tail at C, B killed with SIGKILL and restarted while appends continue, and
+// a fourth node that joins after a snapshot at A.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "node/process.h"
+
+namespace cairn::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+class LineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/cairn-line-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    env_ = {"CAIRN_DEV_CA=" + root_ + "/dev-ca"};
+  }
+  void TearDown() override {
+    nodes_.clear();  // SIGKILL whatever still runs
+    fs::remove_all(root_);
+  }
+
+  std::string Data(const std::string& name) { return root_ + "/" + name; }
+
+  void StartNode(const std::string& name, const std::string& peer = "") {
+    if (!ports_.count(name)) ports_[name] = FreePort();
+    std::vector<std::string> argv = {
+        CAIRND_BIN,        "--dev",    "--data",
+        Data(name),        "--listen", "127.0.0.1:" + std::to_string(ports_[name]),
+        "--peer-exchange", "off"};
+    if (!peer.empty()) {
+      argv.push_back("--peer");
+      argv.push_back("127.0.0.1:" + std::to_string(ports_[peer]));
+    }
+    nodes_[name] = std::make_unique<Child>(argv, env_, Data(name) + ".log");
+    ASSERT_TRUE(WaitForSocket(Data(name) + "/cairn.sock", *nodes_[name], 20'000))
+        << Slurp(Data(name) + ".log");
+  }
+
+  RunResult Cli(const std::string& node, std::vector<std::string> args,
+                const std::string& input = "") {
+    args.insert(args.begin(), {CAIRN_BIN, "--data", Data(node)});
+    return RunProcess(args, input, env_, 30'000);
+  }
+
+  json Status(const std::string& node) {
+    RunResult r = Cli(node, {"status", "--json"});
+    return r.exit_code == 0 ? json::parse(r.out) : json();
+  }
+
+  uint64_t Last(const std::string& node, const std::string& device) {
+    json s = Status(node);
+    if (!s.contains("devices")) return 0;
+    for (const auto& d : s["devices"]) {
+      if (d["device"] == device) return d["last"].get<uint64_t>();
+    }
+    return 0;
+  }
+
+  // Polls (bounded) until `done` holds.
+  bool Eventually(const std::function<bool()>& done, int timeout_ms = 60'000) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return done();
+  }
+
+  std::string root_;
+  std::vector<std::string> env_;
+  std::map<std::string, int> ports_;
+  std::map<std::string, std::unique_ptr<Child>> nodes_;
+};
+
+TEST_F(LineTest, EveryAcknowledgedEventReachesTheEndOfTheLineThroughACrash) {
+  StartNode("a");
+  StartNode("b", "a");
+  StartNode("c", "b");
+  const std::string id_file = Slurp(Data("a") + "/dev-node-id");
+  const std::string dev = id_file.substr(0, id_file.find('\n'));
+
+  // A live tail at C for the whole run.
+  Child tail({CAIRN_BIN, "--data", Data("c"), "tail", dev, "--follow", "--json"}, env_,
+             Data("tail.err"), Data("tail.out"));
+
+  // The bulk append at A: JSON lines, some of them KV puts.
+  constexpr int kEvents = 20000;
+  {
+    std::ofstream in(Data("input.jsonl"));
+    for (int i = 1; i <= kEvents; ++i) {
+      if (i % 500 == 0) {
+        in << R"({"type":"kv.put","payload":{"store":"s","key":"k)" << i / 500
+           << R"(","value":)" << i << "}}\n";
+      } else {
+        in << R"({"type":"bulk","payload":{"i":)" << i << "}}\n";
+      }
+    }
+  }
+  Child appender({CAIRN_BIN, "--data", Data("a"), "append", dev, "--stdin", "--json"},
+                 env_, Data("append.err"), Data("append.out"), Data("input.jsonl"));
+
+  // Kill B while appends are flowing, then bring it back on the same data.
+  ASSERT_TRUE(Eventually([&] { return Last("c", dev) >= 200; }));
+  nodes_["b"]->Kill(SIGKILL);
+  nodes_["b"]->Wait(10'000);
+  StartNode("b", "a");
+  ASSERT_EQ(appender.Wait(60'000), 0) << Slurp(Data("append.err"));
+
+  uint64_t acked = 0;
+  {
+    std::istringstream acks(Slurp(Data("append.out")));
+    uint64_t expect = 1;
+    for (std::string line; std::getline(acks, line);) {
+      json j = json::parse(line);
+      ASSERT_EQ(j["first"].get<uint64_t>(), expect) << "acks are not contiguous";
+      expect = j["last"].get<uint64_t>() + 1;
+      acked = j["last"].get<uint64_t>();
+    }
+  }
+  ASSERT_EQ(acked, static_cast<uint64_t>(kEvents));
+  ASSERT_TRUE(Eventually([&] { return Last("c", dev) == acked; })) << Status("c").dump();
+
+  // The tail at C saw every event exactly once, in order.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const std::string out = Slurp(Data("tail.out"));
+        return std::count(out.begin(), out.end(), '\n') >= kEvents;
+      },
+      30'000));
+  tail.Kill(SIGKILL);
+  tail.Wait(5'000);
+  {
+    std::istringstream lines(Slurp(Data("tail.out")));
+    uint64_t expect = 1;
+    for (std::string line; std::getline(lines, line);) {
+      json j = json::parse(line);
+      if (!j.contains("seq")) continue;
+      ASSERT_EQ(j["seq"].get<uint64_t>(), expect) << "gap or duplicate at C";
+      ++expect;
+    }
+    EXPECT_EQ(expect, acked + 1);
+  }
+
+  // Status shows the peers; KV at C matches A.
+  json sc = Status("c");
+  bool b_active = false;
+  for (const auto& p : sc["peers"]) b_active |= p["state"] == "active";
+  EXPECT_TRUE(b_active) << sc.dump();
+  EXPECT_NE(Cli("a", {"kv", "get", dev, "s", "k30"}).out.find("15000"),
+            std::string::npos);
+  EXPECT_EQ(Cli("c", {"kv", "get", dev, "s", "k30"}).out,
+            Cli("a", {"kv", "get", dev, "s", "k30"}).out);
+  EXPECT_EQ(Cli("c", {"verify", dev}).exit_code, 0);
+
+  // A fourth node joining after a snapshot at A gets the snapshot and what follows.
+  ASSERT_EQ(Cli("a", {"snapshot", dev}).exit_code, 0);
+  ASSERT_EQ(Cli("a", {"append", dev, "after", "{\"x\":1}"}).exit_code, 0);
+  StartNode("d", "a");
+  ASSERT_TRUE(Eventually([&] { return Last("d", dev) == acked + 1; }));
+  json sd = Status("d");
+  for (const auto& d : sd["devices"]) {
+    if (d["device"] == dev) {
+      EXPECT_EQ(d["snapshot"].get<uint64_t>(), acked);
+    }
+  }
+  EXPECT_EQ(Cli("d", {"kv", "get", dev, "s", "k30"}).out,
+            Cli("a", {"kv", "get", dev, "s", "k30"}).out);
+}
+
+}  // namespace
+}  // namespace cairn::testing
