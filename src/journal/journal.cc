@@ -77,6 +77,12 @@ Status Journal::Load() {
     CAIRN_RETURN_IF_ERROR(LoadStream(device, meta));
   }
   if (!it->status().ok()) return store_->Convert(it->status(), "loading stream metadata");
+  const leveldb::Slice fork_prefix(layout::kForkPrefix.data(),
+                                   layout::kForkPrefix.size());
+  for (it->Seek(fork_prefix); it->Valid() && it->key().starts_with(fork_prefix);
+       it->Next()) {
+    fork_keys_.insert(it->key().ToString());
+  }
   for (const auto& [device, signer] : signers_) {
     auto& s = streams_[device];
     if (!s) {
@@ -162,6 +168,21 @@ std::vector<wire::ForkProof> Journal::Forks() const {
     }
   }
   return out;
+}
+
+size_t Journal::ForkCount() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return fork_keys_.size();
+}
+
+Status Journal::StoreForkProof(const wire::ForkProof& proof) {
+  const std::string key = layout::ForkKey(proof.device(), proof.seq());
+  leveldb::WriteBatch batch;
+  batch.Put(key, proof.SerializeAsString());
+  CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
+  std::lock_guard<std::mutex> l(mu_);
+  fork_keys_.insert(key);
+  return Status::Ok();
 }
 
 void Journal::SetCommitListener(CommitListener listener) {

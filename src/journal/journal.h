@@ -175,6 +175,8 @@ class Journal {
   // Re-checks a stream end to end: chain, signatures, snapshot, rebuilt view.
   Status Verify(std::string_view device) const;
   std::vector<wire::ForkProof> Forks() const;
+  // How many fork proofs are stored (cheap: kept in memory).
+  size_t ForkCount() const;
 
   // ---- subscriptions
   // A pull cursor from seq `from` (>= 1): snapshot first when from <= snapshot.
@@ -245,6 +247,8 @@ class Journal {
   Status CheckSnapshot(const SnapshotData& snap, const DevicePublicKey& key) const;
   Status CheckSnapshotAgainstEvents(const wire::SnapshotHeader& h,
                                     const wire::StreamMeta& meta);
+  // Stores a fork proof in its own batch and counts it.
+  Status StoreForkProof(const wire::ForkProof& proof);
   Status DropExpired(leveldb::WriteBatch* batch, const std::string& device,
                      uint64_t max_rev, int64_t at_us);
   Result<SnapshotData> ReadSnapshotAt(std::string_view device,
@@ -277,6 +281,7 @@ class Journal {
   Status poisoned_;
   CommitListener listener_;
   std::map<std::string, std::vector<std::unique_ptr<Op>>> held_;  // restore guard
+  std::set<std::string> fork_keys_;                               // stored proofs
   std::thread writer_;
 
   std::mutex sub_mu_;  // guards subs_, ready_, delivering_, sub_stopping_

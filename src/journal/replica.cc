@@ -101,9 +101,7 @@ Status Journal::RecordFork(const std::string& device, const DevicePublicKey& key
   proof.set_detected_us(options_.clock->NowMicros());
   for (size_t k = i; k <= static_cast<size_t>(signed_at); ++k)
     *proof.add_theirs() = records[k];
-  leveldb::WriteBatch batch;
-  batch.Put(layout::ForkKey(device, seq), proof.SerializeAsString());
-  CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
+  CAIRN_RETURN_IF_ERROR(StoreForkProof(proof));
   return Status::Fork("fork in '" + device + "' at seq " + std::to_string(seq) +
                       ": a validly signed record differs from ours (ours " +
                       ShortHex(our_hash) + ", theirs " + ShortHex(records[i].hash()) +

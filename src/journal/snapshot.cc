@@ -225,9 +225,7 @@ Status Journal::CheckSnapshotAgainstEvents(const wire::SnapshotHeader& h,
   theirs->set_seq(h.seq());
   theirs->set_hash(h.hash());
   theirs->set_sig(h.sig());
-  leveldb::WriteBatch batch;
-  batch.Put(layout::ForkKey(h.device(), h.seq()), proof.SerializeAsString());
-  CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
+  CAIRN_RETURN_IF_ERROR(StoreForkProof(proof));
   return Status::Fork("fork in '" + h.device() + "' at seq " + std::to_string(h.seq()) +
                       ": a signed snapshot disagrees with our events; kept ours");
 }

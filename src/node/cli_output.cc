@@ -51,7 +51,8 @@ json StatusJson(const wire::ControlStatusReply& s) {
                        {"via", d.via().empty() ? json(nullptr) : json(d.via())},
                        {"behind", d.behind()}});
   }
-  return json{{"node", s.node()}, {"peers", peers}, {"devices", devices}};
+  return json{
+      {"node", s.node()}, {"peers", peers}, {"devices", devices}, {"forks", s.forks()}};
 }
 
 }  // namespace cairn::node::cli

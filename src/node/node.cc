@@ -158,6 +158,7 @@ wire::ControlStatusReply Node::BuildStatus() {
     r.set_listen(peers_->listen_address());
     for (auto& p : peers_->Peers()) *r.add_peers() = std::move(p);
   }
+  r.set_forks(static_cast<uint32_t>(journal_->ForkCount()));
   for (const auto& s : journal_->Catalogue()) {
     auto* d = r.add_devices();
     d->set_device(s.device);

@@ -169,6 +169,7 @@ TEST_F(ReplicaTest, ForkIsDetectedKeptAndProven) {
   EXPECT_EQ(All(*b_, "d1")[0].payload(), "a0");  // kept ours
   auto forks = b_->Forks();
   ASSERT_EQ(forks.size(), 1u);
+  EXPECT_EQ(b_->ForkCount(), 1u);
   EXPECT_EQ(forks[0].seq(), 1u);
   EXPECT_EQ(forks[0].theirs_size(), 3);
   EXPECT_OK(b_->Verify("d1"));
