@@ -85,7 +85,8 @@ TEST(FuzzRegressionTest, FramesSurviveRandomAndMutatedStreams) {
   for (int i = 0; i < 2500; ++i) {
     std::string stream(1, static_cast<char>(rng.Next()));  // the cut seed
     for (uint64_t f = 1 + rng.Uniform(5); f > 0; --f) {
-      ASSERT_TRUE(wire::EncodeFrame(RandomEnvelope(rng).SerializeAsString(), &stream).ok());
+      ASSERT_TRUE(
+          wire::EncodeFrame(RandomEnvelope(rng).SerializeAsString(), &stream).ok());
     }
     Mutate(rng, stream);
     Feed(FuzzFrames, stream);
