@@ -24,6 +24,8 @@ const char* Status::CodeName(Code code) {
       return "ResourceExhausted";
     case Code::kFork:
       return "Fork";
+    case Code::kDiverged:
+      return "Diverged";
     case Code::kUnknownOutcome:
       return "UnknownOutcome";
   }

@@ -26,6 +26,7 @@ class [[nodiscard]] Status {
     kResourceExhausted,  // a limit was hit
     kFork,               // two validly signed, different records for one seq
     kUnknownOutcome,     // the operation may or may not have happened
+    kDiverged,           // records do not follow our head: a fork below them, or forged
   };
 
   Status() = default;
@@ -48,6 +49,7 @@ class [[nodiscard]] Status {
   }
   static Status Fork(std::string_view m) { return {Code::kFork, m}; }
   static Status UnknownOutcome(std::string_view m) { return {Code::kUnknownOutcome, m}; }
+  static Status Diverged(std::string_view m) { return {Code::kDiverged, m}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

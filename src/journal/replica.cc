@@ -211,6 +211,13 @@ Result<ApplyOutcome> Journal::DoApply(Op& op) {
                                       std::to_string(meta.last()) + ", got " +
                                       std::to_string(op.records[i].seq()));
   }
+  if (ChainHashOf(meta.head_hash(), device, op.records[i]) != op.records[i].hash()) {
+    // Either forged, or the source wrote another history below this chunk; only
+    // records from where the histories part can tell (see RecordFork).
+    return Status::Diverged(At(device, op.records[i].seq()) +
+                            " does not chain to the record before it: forged, or a fork "
+                            "below it");
+  }
   CAIRN_ASSIGN_OR_RETURN(long signed_at,
                          CheckChain(device, *key, meta.head_hash(), op.records, i));
   if (signed_at < 0) {

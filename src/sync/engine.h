@@ -117,6 +117,9 @@ class Engine {
     std::string cert_der;
     std::optional<journal::SnapshotData> assembling;
     uint64_t assembling_bytes = 0;
+    // After a probe (see OnApplyDone), messages still in flight from before it are
+    // dropped until one starts at this seq (or is a snapshot).
+    uint64_t resync_from = 0;
   };
   struct Peer {
     PeerCatalogue catalogue;
@@ -139,6 +142,7 @@ class Engine {
   void ApplyNext(const std::string& device);
   void CheckGuard();
   void Release(const std::string& device, const std::string& reason);
+  void Probe(const std::string& device, const std::string& peer);
   bool TakeSnapshotChunk(const std::string& device, Follow& f, const wire::Snapshot& s);
 
   SyncOptions options_;
@@ -148,6 +152,7 @@ class Engine {
   std::map<std::string, Peer> peers_;  // active peers
   std::map<std::string, Follow> following_;
   std::set<std::pair<std::string, std::string>> forked_;  // (device, peer) refused
+  std::set<std::pair<std::string, std::string>> probed_;  // (device, peer) re-read once
   std::vector<Action> actions_;
   uint64_t records_served_ = 0;
   std::set<std::string> guarded_;

@@ -103,6 +103,13 @@ void Engine::OnStreamMessage(const std::string& peer, const std::string& device,
     f.cert_der = m.stream_header().device_cert();
     return;
   }
+  if (f.resync_from != 0) {
+    const bool starts_there =
+        m.has_snapshot() ||
+        (m.events().records_size() > 0 && m.events().records(0).seq() == f.resync_from);
+    if (!starts_there) return;  // sent before the probe
+    f.resync_from = 0;
+  }
   f.queued_bytes += bytes;
   if (f.queued_bytes > 2 * options_.initial_credit_bytes + (4u << 20)) {
     return Close(peer, "sent '" + device + "' beyond the credit granted");
@@ -168,6 +175,25 @@ void Engine::ApplyNext(const std::string& device) {
   }
 }
 
+// Records that do not follow our head are forged, or the source wrote another
+// history below them (a restored source that could not catch up first). Asking
+// the peer once more from the first seq we hold lets the journal compare the two
+// histories where they part: a fork is then proven and kept, a forgery refused.
+void Engine::Probe(const std::string& device, const std::string& peer) {
+  probed_.insert({device, peer});
+  Follow& f = following_.at(device);
+  f.queue.clear();
+  f.queued_bytes = 0;
+  f.assembling.reset();
+  const wire::CatalogueEntry local = LocalEntry(device);
+  f.resync_from = std::max<uint64_t>(1, local.first());
+  wire::Envelope sub;
+  sub.mutable_subscribe()->set_device(device);
+  sub.mutable_subscribe()->set_from(f.resync_from);
+  sub.mutable_subscribe()->set_credit(options_.initial_credit_bytes);
+  Send(peer, std::move(sub));
+}
+
 void Engine::OnApplyDone(const std::string& peer, const std::string& device,
                          const Status& status, uint64_t credit) {
   auto it = following_.find(device);
@@ -185,6 +211,9 @@ void Engine::OnApplyDone(const std::string& peer, const std::string& device,
     un.mutable_unsubscribe()->set_device(device);
     Send(peer, std::move(un));
     return Replan();
+  }
+  if (status.code() == Status::Code::kDiverged && !probed_.count({device, peer})) {
+    return Probe(device, peer);
   }
   if (!status.ok()) {
     return Close(peer, "refused '" + device + "' from this peer: " + status.ToString());

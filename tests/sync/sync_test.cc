@@ -179,6 +179,28 @@ TEST_F(SyncTest, AReinstalledSourceCatchesUpItsOwnStreamBeforeItAppends) {
   EXPECT_OK(J("a").Verify("a"));
 }
 
+TEST_F(SyncTest, AForkMadeAfterTheGuardTimedOutIsDetectedAndKept) {
+  Start("a");
+  Start("b", Seeded({"a"}));
+  Append("a", 100);
+  ASSERT_TRUE(RunUntilConverged({"a", "b"}, {"a"}));
+  Stop("b");
+  Stop("a");
+  std::filesystem::remove_all(dir_.File("a"));  // restored without its history
+  NodeConfig lonely = Seeded({"b"});            // b is down: the guard can only time out
+  lonely.sync.restore_guard = true;
+  lonely.sync.guard_timeout_ms = 200;
+  Start("a", lonely);
+  ASSERT_TRUE(RunUntil([&] { return !J("a").AppendsHeld("a"); }, 5'000));
+  Append("a", 150, "other-history");  // seqs 1..150 again, differently
+  Start("b", Seeded({"a"}));
+  ASSERT_TRUE(RunUntil([&] { return J("b").ForkCount() > 0; }, 20'000))
+      << "b never recognised the fork";
+  EXPECT_EQ(Last("b", "a"), 100u);  // kept its own copy
+  EXPECT_EQ(J("b").Forks()[0].seq(), 1u);
+  EXPECT_OK(J("b").Verify("a"));
+}
+
 TEST_F(SyncTest, TheRestoreGuardGivesUpAfterItsTimeLimit) {
   NodeConfig alone = Seeded({});
   alone.sync.restore_guard = true;
