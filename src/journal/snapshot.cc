@@ -39,6 +39,20 @@ void PutSnapshot(leveldb::WriteBatch* batch, const SnapshotData& snap) {
   }
 }
 
+// Puts `snap` in place of the stream's previous snapshot, deletes the events at
+// or below it, and records it in `next` (the stream meta, also put).
+void SwapIn(leveldb::WriteBatch* batch, const SnapshotData& snap,
+            const wire::StreamMeta& old, wire::StreamMeta* next) {
+  const wire::SnapshotHeader& h = snap.header;
+  PutSnapshot(batch, snap);
+  Compact(batch, h.device(), old, h.seq(), h.chunks());
+  next->set_snapshot(h.seq());
+  next->set_first(h.seq() + 1);
+  next->set_snapshot_chunks(h.chunks());
+  next->set_snapshot_hash(h.hash());
+  batch->Put(layout::MetaKey(h.device()), next->SerializeAsString());
+}
+
 }  // namespace
 
 Result<uint64_t> Journal::Snapshot(std::string_view device) {
@@ -120,14 +134,8 @@ Result<uint64_t> Journal::DoSnapshot(const std::string& device) {
   h.set_digest(digest.Final());
   h.set_sig(signer->second->Sign(SnapshotSigMessage(h)));
 
-  PutSnapshot(&batch, snap);
-  Compact(&batch, device, meta, h.seq(), h.chunks());
   wire::StreamMeta next = meta;
-  next.set_snapshot(h.seq());
-  next.set_first(h.seq() + 1);
-  next.set_snapshot_chunks(h.chunks());
-  next.set_snapshot_hash(h.hash());
-  batch.Put(layout::MetaKey(device), next.SerializeAsString());
+  SwapIn(&batch, snap, meta, &next);
   CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -193,13 +201,7 @@ Result<uint64_t> Journal::DoInstall(Op& op) {
     next.set_last_time_us(h.time_us());
     next.clear_last_sig();
   }
-  PutSnapshot(&batch, snap);
-  Compact(&batch, device, meta, h.seq(), h.chunks());
-  next.set_snapshot(h.seq());
-  next.set_first(h.seq() + 1);
-  next.set_snapshot_chunks(h.chunks());
-  next.set_snapshot_hash(h.hash());
-  batch.Put(layout::MetaKey(device), next.SerializeAsString());
+  SwapIn(&batch, snap, meta, &next);
   CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
   FinishCommit({{device, next}});
   return h.seq();
