@@ -72,4 +72,12 @@ Action Action::ErasePeer(std::string node_id) {
   return a;
 }
 
+Action Action::PeerRtt(std::string node_id, int64_t rtt_us) {
+  Action a;
+  a.kind = Kind::kPeerRtt;
+  a.node_id = std::move(node_id);
+  a.rtt_us = rtt_us;
+  return a;
+}
+
 }  // namespace cairn::discovery

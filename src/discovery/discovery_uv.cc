@@ -198,6 +198,9 @@ void Discovery::Perform(Action& a) {
       if (listener_ != nullptr)
         listener_->OnPeerMessage(a.node_id, std::move(a.envelope));
       return;
+    case K::kPeerRtt:
+      if (listener_ != nullptr) listener_->OnPeerRtt(a.node_id, a.rtt_us);
+      return;
     case K::kSavePeer:
     case K::kErasePeer:
       return PerformStore(a);

@@ -56,6 +56,8 @@ class PeerListener {
   virtual void OnPeerMessage(const std::string& node_id, wire::Envelope&& message) = 0;
   // The peer's write queue fell back to its low-water mark (resume sending).
   virtual void OnPeerDrained(const std::string& /*node_id*/) {}
+  // A new smoothed round-trip time (microseconds) of an active peer.
+  virtual void OnPeerRtt(const std::string& /*node_id*/, int64_t /*rtt_us*/) {}
   // The active connection is gone (dead, closed, replaced); Send fails until the
   // next OnPeerActive. A replaced connection gives OnPeerGone then OnPeerActive.
   virtual void OnPeerGone(const std::string& node_id, const std::string& reason) = 0;

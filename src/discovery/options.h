@@ -24,6 +24,10 @@ struct Options {
   // of opening is closed too.
   int64_t ping_interval_ms = 10'000;
   int64_t dead_interval_ms = 30'000;
+  // Round-trip time: a ping goes out when a peer becomes active and then at least
+  // every rtt_probe_interval_ms, busy or not; the smoothed answer times (as TCP's
+  // SRTT, 1/8 per sample) rank otherwise equal peers in sync planning.
+  int64_t rtt_probe_interval_ms = 5'000;
   // Lifesupport: reconnect after backoff_initial_ms, doubling per failed attempt up
   // to backoff_max_ms, each delay drawn uniformly from [d/2, d] (jitter). After
   // max_attempts failed attempts an unpinned peer is deleted; a pinned one (a

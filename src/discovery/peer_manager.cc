@@ -36,7 +36,8 @@ PeerManager::PeerManager(std::string self_id, std::string advertise, Options opt
   CHECK(clock_ != nullptr && rng_ != nullptr);
   CHECK(options_.backoff_initial_ms > 0 &&
         options_.backoff_max_ms >= options_.backoff_initial_ms);
-  CHECK(options_.ping_interval_ms > 0 && options_.dead_interval_ms > 0);
+  CHECK(options_.ping_interval_ms > 0 && options_.dead_interval_ms > 0 &&
+        options_.rtt_probe_interval_ms > 0);
   next_exchange_ = clock_->MonotonicMicros() + options_.exchange_interval_ms * 1000;
 }
 
@@ -208,12 +209,14 @@ std::optional<int64_t> PeerManager::NextDeadline() const {
   for (const auto& [address, p] : purgatory_) consider(p.until_mono);
   const int64_t ping_us = options_.ping_interval_ms * 1000;
   const int64_t dead_us = options_.dead_interval_ms * 1000;
+  const int64_t probe_us = options_.rtt_probe_interval_ms * 1000;
   for (const auto& [id, c] : conns_) {
     if (!c.opened || c.closing) continue;
     if (!c.hello_done) {
       consider(c.opened_mono + dead_us);
     } else {
       consider(c.last_rx_mono + (c.ping_outstanding ? dead_us : ping_us));
+      if (c.probe_nonce == 0) consider(c.probe_sent_mono + probe_us);
     }
   }
   for (const auto& [name, d] : dns_) {
@@ -293,8 +296,13 @@ std::vector<PeerStatus> PeerManager::Snapshot() const {
   const int64_t now = clock_->MonotonicMicros();
   for (const auto& [key, e] : entries_) {
     int64_t next = e.state == PeerState::kLifesupport ? e.next_mono - now : 0;
+    int64_t rtt = 0;
+    if (e.state == PeerState::kActive) {
+      auto c = conns_.find(e.conn);
+      if (c != conns_.end()) rtt = c->second.rtt_us;
+    }
     out.push_back(PeerStatus{e.node_id, e.addresses, e.state, e.reason, e.since_us,
-                             e.last_seen_us, e.attempts, e.pinned, next});
+                             e.last_seen_us, e.attempts, e.pinned, next, rtt});
   }
   for (const auto& [address, p] : purgatory_) {
     out.push_back(PeerStatus{p.node_id,

@@ -60,6 +60,7 @@ struct Action {
     kDeliver,     // node_id, envelope: a non-discovery message from an active peer
     kSavePeer,    // record: persist peer history
     kErasePeer,   // node_id: forget peer history
+    kPeerRtt,     // node_id, rtt_us: a new smoothed round-trip time of an active peer
   };
   Kind kind = Kind::kSend;
   ConnId conn = 0;
@@ -68,6 +69,7 @@ struct Action {
   std::string reason;
   wire::Envelope envelope;
   wire::PeerRecord record;
+  int64_t rtt_us = 0;
 
   static Action Connect(ConnId conn, std::string address);
   static Action Send(ConnId conn, wire::Envelope envelope);
@@ -78,6 +80,7 @@ struct Action {
   static Action Deliver(std::string node_id, wire::Envelope envelope);
   static Action SavePeer(wire::PeerRecord record);
   static Action ErasePeer(std::string node_id);
+  static Action PeerRtt(std::string node_id, int64_t rtt_us);
 };
 
 // One row of the peer table, for status. Purgatory rows name the address that is
@@ -92,6 +95,7 @@ struct PeerStatus {
   uint32_t attempts = 0;     // failed dial attempts since it was last active
   bool pinned = false;
   int64_t next_in_us = 0;  // lifesupport: next attempt; purgatory: its end (from now)
+  int64_t rtt_us = 0;      // active: smoothed round-trip time, 0 until measured
 };
 
 // One state change, kept in a bounded log.
@@ -180,6 +184,9 @@ class PeerManager {
     int64_t opened_mono = 0;
     int64_t last_rx_mono = 0;
     bool ping_outstanding = false;
+    uint64_t probe_nonce = 0;  // the ping being timed, 0 when none
+    int64_t probe_sent_mono = 0;
+    int64_t rtt_us = 0;  // smoothed; 0 until the first pong
   };
   struct Purgatory {
     std::string node_id;
@@ -234,6 +241,9 @@ class PeerManager {
   void SendExchange(ConnId conn, const std::string& exclude);
   void AnnounceToOthers(const std::string& id);
   void Heartbeat(Conn& c, int64_t now);
+  // Sends a ping, timing it unless another is being timed.
+  void SendPing(Conn& c, int64_t now);
+  void OnPong(Conn& c, uint64_t nonce);
 
   std::string self_id_;
   std::string advertise_;

@@ -146,6 +146,7 @@ void PeerManager::OnDiscoveryMessage(Conn& c, wire::Envelope& m) {
     pong.mutable_pong()->set_nonce(m.ping().nonce());
     return Send(c.id, std::move(pong));
   }
+  if (m.has_pong()) return OnPong(c, m.pong().nonce());
   if (m.has_goodbye()) {
     return CloseConn(c.id, "peer said goodbye: " + m.goodbye().reason(), false);
   }
@@ -203,9 +204,34 @@ void PeerManager::Heartbeat(Conn& c, int64_t now) {
   }
   if (!c.ping_outstanding && silent >= options_.ping_interval_ms * 1000) {
     c.ping_outstanding = true;
-    wire::Envelope ping;
-    ping.mutable_ping()->set_nonce(rng_->Next());
-    Send(c.id, std::move(ping));
+    return SendPing(c, now);
+  }
+  if (c.probe_nonce == 0 &&
+      now - c.probe_sent_mono >= options_.rtt_probe_interval_ms * 1000) {
+    SendPing(c, now);
+  }
+}
+
+void PeerManager::SendPing(Conn& c, int64_t now) {
+  uint64_t nonce = rng_->Next() | 1;  // never 0, which means "none timed"
+  if (c.probe_nonce == 0) {
+    c.probe_nonce = nonce;
+    c.probe_sent_mono = now;
+  }
+  wire::Envelope ping;
+  ping.mutable_ping()->set_nonce(nonce);
+  Send(c.id, std::move(ping));
+}
+
+void PeerManager::OnPong(Conn& c, uint64_t nonce) {
+  if (nonce == 0 || nonce != c.probe_nonce) return;
+  c.probe_nonce = 0;
+  const int64_t sample =
+      std::max<int64_t>(1, clock_->MonotonicMicros() - c.probe_sent_mono);
+  c.rtt_us = c.rtt_us == 0 ? sample : c.rtt_us + (sample - c.rtt_us) / 8;
+  Entry* e = Find(c.key);
+  if (e != nullptr && e->conn == c.id && e->state == PeerState::kActive) {
+    actions_.push_back(Action::PeerRtt(e->node_id, c.rtt_us));
   }
 }
 

@@ -152,6 +152,9 @@ void PeerManager::MakeActive(Conn& c, Entry& e, const std::string& id,
   e.last_seen_us = clock_->NowMicros();
   SetState(e, id, PeerState::kActive, why);
   Save(e);
+  // Timed from the start, so that planning can rank this peer by round-trip time
+  // soon after its catalogue arrives.
+  SendPing(c, clock_->MonotonicMicros());
   actions_.push_back(Action::PeerActive(id, c.id));
   if (!options_.peer_exchange) return;
   SendExchange(c.id, id);

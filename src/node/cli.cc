@@ -35,9 +35,11 @@ int StatusCmd(const Options& o) {
   std::printf("node %s  listening on %s\n", s.node().c_str(),
               s.listen().empty() ? "-" : s.listen().c_str());
   for (const auto& p : s.peers()) {
-    std::printf("peer %-20s %-22s %-11s %6llds  %s\n", p.id().c_str(),
+    char rtt[32] = "-";
+    if (p.rtt_us() > 0) std::snprintf(rtt, sizeof rtt, "%.2f", p.rtt_us() / 1000.0);
+    std::printf("peer %-20s %-22s %-11s %6llds rtt %6s ms  %s\n", p.id().c_str(),
                 p.address().c_str(), p.state().c_str(),
-                static_cast<long long>(p.since_ms() / 1000), p.reason().c_str());
+                static_cast<long long>(p.since_ms() / 1000), rtt, p.reason().c_str());
   }
   for (const auto& d : s.devices()) {
     std::printf(

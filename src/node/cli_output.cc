@@ -39,7 +39,8 @@ json StatusJson(const wire::ControlStatusReply& s) {
                      {"address", p.address()},
                      {"state", p.state()},
                      {"reason", p.reason()},
-                     {"since_ms", p.since_ms()}});
+                     {"since_ms", p.since_ms()},
+                     {"rtt_ms", p.rtt_us() > 0 ? json(p.rtt_us() / 1000.0) : json()}});
   }
   json devices = json::array();
   for (const auto& d : s.devices()) {

@@ -71,6 +71,7 @@ std::vector<wire::ControlPeer> PeerLayer::Peers() const {
     w.set_state(discovery::StateName(p.state));
     w.set_reason(p.reason);
     w.set_since_ms(p.since_us > 0 ? (now_us - p.since_us) / 1000 : 0);
+    w.set_rtt_us(p.rtt_us);
     out.push_back(std::move(w));
   }
   return out;

@@ -84,6 +84,13 @@ void Engine::OnPeerGone(const std::string& peer) {
   Replan();
 }
 
+void Engine::OnPeerRtt(const std::string& peer, int64_t rtt_us) {
+  auto p = peers_.find(peer);
+  if (p == peers_.end() || rtt_us <= 0) return;
+  p->second.catalogue.rtt_us = rtt_us;
+  Replan();
+}
+
 void Engine::OnMessage(const std::string& peer, const wire::Envelope& m) {
   if (!peers_.count(peer)) return;
   switch (m.msg_case()) {
@@ -152,6 +159,7 @@ void Engine::Replan() {
   }
   for (const auto& [device, f] : following_) in.current[device] = f.peer;
   in.switch_margin = options_.switch_margin;
+  in.rtt_switch_min_us = options_.rtt_switch_min_us;
   for (const auto& [device, peer] : Plan(in)) {
     if (guarded_.count(device) &&
         in.peers[peer].entries[device].last() <= LocalEntry(device).last()) {

@@ -32,6 +32,7 @@ struct SyncOptions {
   uint64_t initial_credit_bytes = 8u << 20;  // granted with each Subscribe
   size_t read_chunk_bytes = 512u << 10;      // asked of the journal per read
   uint64_t switch_margin = 64;               // see planner.h
+  int64_t rtt_switch_min_us = 1000;          // see planner.h
   size_t max_catalogue_entries = 100000;     // per peer
   size_t max_snapshot_bytes = 256u << 20;    // one snapshot being received
   // Restore guard: hold appends to our own devices until `guard_expected_peers`
@@ -85,6 +86,8 @@ class Engine {
   // ---- peers
   void OnPeerActive(const std::string& peer);
   void OnPeerGone(const std::string& peer);
+  // A peer's smoothed round-trip time: ranks otherwise equal peers (planner.h).
+  void OnPeerRtt(const std::string& peer, int64_t rtt_us);
   void OnMessage(const std::string& peer, const wire::Envelope& message);
   void OnDrained(const std::string& peer);
 

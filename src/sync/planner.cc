@@ -22,10 +22,15 @@ bool Better(const Candidate& a, const Candidate& b) {
   return *a.peer < *b.peer;
 }
 
-// Whether to leave the current choice for `best`.
-bool Switch(const Candidate& current, const Candidate& best, uint64_t margin) {
+// Whether to leave the current choice for `best` (which ranks at least as high).
+bool Switch(const Candidate& current, const Candidate& best, const PlanInput& in) {
   if (best.entry->source() && !current.entry->source()) return true;
-  return best.entry->last() > current.entry->last() + margin;
+  if (best.entry->last() > current.entry->last() + in.switch_margin) return true;
+  if (current.entry->source() && !best.entry->source()) return false;
+  if (best.entry->last() < current.entry->last() || best.rtt_us <= 0) return false;
+  if (current.rtt_us <= 0) return false;
+  return 2 * best.rtt_us < current.rtt_us &&
+         current.rtt_us - best.rtt_us >= in.rtt_switch_min_us;
 }
 
 }  // namespace
@@ -48,7 +53,7 @@ std::map<std::string, std::string> Plan(const PlanInput& in) {
       if (Better(c, *best)) best = &c;
       if (cur != in.current.end() && *c.peer == cur->second) current = &c;
     }
-    const bool keep = current != nullptr && !Switch(*current, *best, in.switch_margin);
+    const bool keep = current != nullptr && !Switch(*current, *best, in);
     plan[device] = keep ? *current->peer : *best->peer;
   }
   return plan;

@@ -132,6 +132,11 @@ void SyncNode::OnPeerDrained(const std::string& node_id) {
   Perform();
 }
 
+void SyncNode::OnPeerRtt(const std::string& node_id, int64_t rtt_us) {
+  engine_.OnPeerRtt(node_id, rtt_us);
+  Perform();
+}
+
 void SyncNode::OnPeerGone(const std::string& node_id, const std::string& /*reason*/) {
   engine_.OnPeerGone(node_id);
   Perform();

@@ -46,6 +46,7 @@ class SyncNode final : public discovery::PeerListener {
   void OnPeerActive(const std::string& node_id) override;
   void OnPeerMessage(const std::string& node_id, wire::Envelope&& message) override;
   void OnPeerDrained(const std::string& node_id) override;
+  void OnPeerRtt(const std::string& node_id, int64_t rtt_us) override;
   void OnPeerGone(const std::string& node_id, const std::string& reason) override;
 
   const Engine& engine() const { return engine_; }

@@ -54,6 +54,66 @@ TEST_F(LifeTest, APingIsAnsweredWithAPongOfTheSameNonce) {
   EXPECT_EQ(last_[0].envelope.pong().nonce(), 77u);
 }
 
+// The nonce of the ping sent on `conn` in last_; fails the test when none.
+uint64_t PingNonce(const std::vector<Action>& actions, ConnId conn) {
+  for (const Action& a : actions) {
+    if (a.kind == K::kSend && a.conn == conn && a.envelope.has_ping())
+      return a.envelope.ping().nonce();
+  }
+  ADD_FAILURE() << "no ping sent";
+  return 0;
+}
+
+wire::Envelope Pong(uint64_t nonce) {
+  wire::Envelope m;
+  m.mutable_pong()->set_nonce(nonce);
+  return m;
+}
+
+TEST_F(LifeTest, ActivationTimesAPingAndItsPongGivesTheRoundTripTime) {
+  ConnId conn = Incoming("c");
+  const uint64_t nonce = PingNonce(last_, conn);
+  EXPECT_EQ(Row("c").rtt_us, 0);
+  clock_.Advance(3'000);
+  pm_->OnMessage(conn, Pong(nonce + 2));  // not the timed ping: no sample
+  Take();
+  EXPECT_TRUE(Of(K::kPeerRtt).empty());
+  pm_->OnMessage(conn, Pong(nonce));
+  Take();
+  ASSERT_EQ(Of(K::kPeerRtt).size(), 1u);
+  EXPECT_EQ(Of(K::kPeerRtt)[0].node_id, "c");
+  EXPECT_EQ(Of(K::kPeerRtt)[0].rtt_us, 3'000);
+  EXPECT_EQ(Row("c").rtt_us, 3'000);
+}
+
+TEST_F(LifeTest, ABusyPeerIsStillTimedEveryProbeIntervalAndSamplesAreSmoothed) {
+  Options o = FastOptions();
+  o.rtt_probe_interval_ms = 1'000;
+  Remake(o);
+  ConnId conn = Incoming("c");
+  uint64_t nonce = PingNonce(last_, conn);
+  clock_.Advance(3'000);
+  pm_->OnMessage(conn, Pong(nonce));
+  Take();
+  // Traffic every 50 ms keeps the liveness ping quiet, not the probe.
+  wire::Envelope data;
+  data.mutable_catalogue();
+  bool probed = false;
+  for (int i = 0; i < 25 && !probed; ++i) {
+    AdvanceMs(50);
+    Take();
+    probed = SentOn(conn, wire::Envelope::kPing);
+    if (!probed) pm_->OnMessage(conn, wire::Envelope(data));
+  }
+  ASSERT_TRUE(probed);
+  nonce = PingNonce(last_, conn);
+  clock_.Advance(11'000);
+  pm_->OnMessage(conn, Pong(nonce));
+  Take();
+  ASSERT_EQ(Of(K::kPeerRtt).size(), 1u);
+  EXPECT_EQ(Of(K::kPeerRtt)[0].rtt_us, 3'000 + (11'000 - 3'000) / 8);
+}
+
 TEST_F(LifeTest, SilentPeerGoesToLifesupportAfterTheDeadInterval) {
   ConnId conn = Incoming("c", "10.0.0.3:7411");
   AdvanceMs(100);

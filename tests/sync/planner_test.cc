@@ -59,6 +59,36 @@ TEST_F(PlannerTest, KeepsTheCurrentPeerUnlessAnotherIsAheadByTheMargin) {
   EXPECT_EQ(Plan()["d"], "fast");
 }
 
+TEST_F(PlannerTest, MovesToAMuchCloserPeerThatIsAsFarAhead) {
+  in_.rtt_switch_min_us = 1'000;
+  in_.current["d"] = "far";
+  Has("far", Entry("d", 100), 6'000);
+  Has("near", Entry("d", 100), 2'500);  // under half, 3.5 ms sooner
+  EXPECT_EQ(Plan()["d"], "near");
+  Has("near", Entry("d", 100), 3'500);  // not under half: stays
+  EXPECT_EQ(Plan()["d"], "far");
+  Has("far", Entry("d", 100), 1'500);
+  Has("near", Entry("d", 100), 600);  // under half but only 0.9 ms sooner: stays
+  EXPECT_EQ(Plan()["d"], "far");
+  Has("far", Entry("d", 100), 0);  // the current one not measured yet: stays
+  Has("near", Entry("d", 100), 100);
+  EXPECT_EQ(Plan()["d"], "far");
+}
+
+TEST_F(PlannerTest, ACloserPeerThatIsBehindDoesNotTakeOver) {
+  in_.current["d"] = "far";
+  Has("far", Entry("d", 100), 50'000);
+  Has("near", Entry("d", 99), 100);
+  EXPECT_EQ(Plan()["d"], "far");
+}
+
+TEST_F(PlannerTest, ACloserRelayNeverTakesOverFromTheSource) {
+  in_.current["d"] = "src";
+  Has("src", Entry("d", 100, true), 50'000);
+  Has("relay", Entry("d", 100), 100);
+  EXPECT_EQ(Plan()["d"], "src");
+}
+
 TEST_F(PlannerTest, MovesToTheSourceWhenItAppears) {
   in_.current["d"] = "relay";
   Has("relay", Entry("d", 100));
