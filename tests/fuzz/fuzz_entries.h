@@ -22,4 +22,26 @@ int FuzzFrames(const uint8_t* data, size_t size);
 // handshake can complete without the client's key).
 int FuzzChannel(const uint8_t* data, size_t size);
 
+// Every peer message through the discovery core and the sync engine, wired as
+// the node wires them (fuzz_peer.cc). data[0] is a mode; then Envelope frames.
+int FuzzPeerMessages(const uint8_t* data, size_t size);
+
+// The control socket: a real ControlServer on a Unix socket reading the bytes
+// as a client wrote them (fuzz_control.cc). data[0] is a mode.
+int FuzzControl(const uint8_t* data, size_t size);
+
+// The record verifier: Journal::Apply of Events frames against a replica holding
+// a genuine prefix (fuzz_journal.cc). The property: it only ever stores genuine
+// records and still verifies.
+int FuzzRecords(const uint8_t* data, size_t size);
+
+// The snapshot path: Snapshot frames through the sync engine's assembly into
+// Journal::InstallSnapshot (fuzz_journal.cc). Same property as FuzzRecords.
+int FuzzSnapshot(const uint8_t* data, size_t size);
+
+// The entry named `target` ("frames", "channel", "messages", "control",
+// "records", "snapshot"), or null (fuzz_targets.cc).
+using FuzzEntry = int (*)(const uint8_t*, size_t);
+FuzzEntry EntryNamed(const char* target);
+
 }  // namespace cairn::fuzz

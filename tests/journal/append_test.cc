@@ -40,6 +40,12 @@ TEST_F(AppendTest, ChainsEveryRecordAndSignsTheBatchEnd) {
   EXPECT_OK(j->Verify("d1"));
 }
 
+TEST_F(AppendTest, AnOwnDeviceWithNoEventsYetVerifiesAndAnUnknownOneIsNotFound) {
+  auto j = Open("n1", {"d1"});
+  EXPECT_OK(j->Verify("d1"));
+  EXPECT_TRUE(j->Verify("nobody").IsNotFound());
+}
+
 TEST_F(AppendTest, RefusesDevicesWhoseKeyItDoesNotHold) {
   auto j = Open("n1", {"d1"});
   auto r = j->Append("d2", Events(1));
