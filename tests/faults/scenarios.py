@@ -1,0 +1,296 @@
+"""The fault scenarios. Each takes (cluster-building Run, long) and returns after
+healing every fault, waiting for convergence and dumping every replica; run.py
+checks the history. Sizes: CI-sized by default, `long=True` for the long run."""
+import os
+import random
+import signal
+import time
+
+from cluster import copy_dir
+from proxy import Proxy, Refuser
+
+# cairnd's dead interval (src/discovery/options.h); it has no flag.
+DEAD_INTERVAL_S = 30
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def crash_source(run, long):
+    """SIGKILL of the source every 0.5-3 s (CI: 0.5-1 s) during a bulk append; it
+    restarts at once (its restore guard holds appends until B answers)."""
+    kills = 300 if long else 50
+    lo, hi = (0.5, 3.0) if long else (0.5, 1.0)
+    c = run.cluster(["a", "b"])
+    b = c.add("b")
+    a = c.add("a", peers=[b.address])
+    b.start()
+    a.start()
+    run.begin(c, devices=["a"], params={"kills": kills, "interval_s": [lo, hi]})
+    c.writer(a, rate=1000)
+    c.tail(a, "a")
+    c.tail(b, "a")
+    rng = random.Random(run.seed)
+    for i in range(kills):
+        time.sleep(rng.uniform(lo, hi))
+        c.history.record("fault", name="kill_source", node="a", phase="start",
+                         detail=f"{i + 1}/{kills}")
+        a.kill(signal.SIGKILL)
+        a.start()
+        c.history.record("fault", name="kill_source", node="a", phase="heal")
+    run.finish(c, ["a"])
+
+
+def crash_line(run, long):
+    """A - B - C, appends at A and C: SIGKILL of the relay B and the subscriber C,
+    down 0.2-2 s each, with tails at B and C."""
+    kills = 120 if long else 14
+    c = run.cluster(["a", "b", "c"])
+    a = c.add("a")
+    b = c.add("b", peers=[a.address])
+    cc = c.add("c", peers=[b.address])
+    for n in (a, b, cc):
+        n.start()
+    run.begin(c, devices=["a", "c"], params={"kills": kills})
+    c.writer(a, rate=800)
+    c.writer(cc, rate=200)
+    c.tail(cc, "a")
+    c.tail(b, "a")
+    c.tail(a, "c")
+    rng = random.Random(run.seed)
+    for i in range(kills):
+        time.sleep(rng.uniform(0.3, 1.5))
+        victim = rng.choice([b, cc])
+        name = "kill_relay" if victim is b else "kill_subscriber"
+        c.history.record("fault", name=name, node=victim.name, phase="start",
+                         detail=f"{i + 1}/{kills}")
+        victim.kill(signal.SIGKILL)
+        time.sleep(rng.uniform(0.2, 2.0))
+        victim.start()
+        c.history.record("fault", name=name, node=victim.name, phase="heal")
+    run.finish(c, ["a", "c"])
+
+
+def pause(run, long):
+    """A - B - C: SIGSTOP of a node for longer than the dead interval, then
+    SIGCONT; appends at A and C go on throughout."""
+    victims = ["b", "c", "a", "b"] if long else ["b"]
+    hold = DEAD_INTERVAL_S + (10 if long else 3)
+    c = run.cluster(["a", "b", "c"])
+    a = c.add("a")
+    b = c.add("b", peers=[a.address])
+    cc = c.add("c", peers=[b.address])
+    for n in (a, b, cc):
+        n.start()
+    run.begin(c, devices=["a", "c"], params={"pauses": victims, "pause_s": hold})
+    c.writer(a, rate=300)
+    c.writer(cc, rate=100)
+    c.tail(cc, "a")
+    c.tail(a, "c")
+    c.tail(b, "a")
+    for v in victims:
+        time.sleep(2)
+        n = c.nodes[v]
+        c.history.record("fault", name="pause", node=v, phase="start", detail=f"{hold} s")
+        n.pause()
+        time.sleep(hold)
+        n.resume()
+        c.history.record("fault", name="pause", node=v, phase="heal")
+    time.sleep(3)
+    run.finish(c, ["a", "c"], converge_s=90)
+
+
+def network(run, long):
+    """B dials A and C through fault-injecting proxies (A and C advertise their
+    proxy, B a port that refuses), appends at A and C, tails everywhere: delay, a
+    slow link, stalls, cuts, one-way partitions, full partitions and flapping."""
+    c = run.cluster(["a", "b", "c"])
+    refuser = Refuser()
+    a = c.add("a")
+    cc = c.add("c")
+    pa = Proxy("b-a", a.port, c.history)
+    pc = Proxy("b-c", cc.port, c.history)
+    c.proxies += [pa, pc, refuser]
+    a.advertise, cc.advertise = pa.address, pc.address
+    b = c.add("b", peers=[pa.address, pc.address], advertise=refuser.address)
+    for n in (a, cc, b):
+        n.start()
+    run.begin(c, devices=["a", "c"], params={"long": long})
+    c.writer(a, rate=400)
+    c.writer(cc, rate=200)
+    c.tail(cc, "a")
+    c.tail(a, "c")
+    c.tail(b, "a")
+    rng = random.Random(run.seed)
+    scale = 3 if long else 1
+    rounds = 4 if long else 1
+    for r in range(rounds):
+        time.sleep(2)
+        pa.delay(rng.choice([50, 200, 500]))
+        pc.rate(20_000)
+        time.sleep(4 * scale)
+        pa.heal(), pc.heal()
+        time.sleep(1)
+        pa.stall()
+        time.sleep(5 if not long else rng.choice([5, 15, DEAD_INTERVAL_S + 5]))
+        pa.heal()
+        time.sleep(1)
+        for _ in range(3 * scale):
+            rng.choice([pa, pc]).cut()
+            time.sleep(rng.uniform(0.3, 1.5))
+        direction = rng.choice(["up", "down"])
+        pa.discard(direction)
+        time.sleep(5 if not long else rng.choice([5, DEAD_INTERVAL_S + 5]))
+        pa.heal()
+        time.sleep(1)
+        pc.partition()
+        time.sleep(6 * scale)
+        pc.heal()
+        flap_end = time.monotonic() + 6 * scale
+        while time.monotonic() < flap_end:
+            pa.partition()
+            time.sleep(rng.uniform(0.2, 1.0))
+            pa.heal()
+            time.sleep(rng.uniform(0.2, 1.0))
+    pa.heal(), pc.heal()
+    run.finish(c, ["a", "c"], converge_s=90)
+
+
+def storage(run, long):
+    """The source A loses its tail (an older copy of its data directory comes
+    back) and, later, its whole data directory; each time it restarts with peers
+    and its restore guard must catch it up before it appends again. Then a bit
+    flipped in a LevelDB file of replica B must stop B's start-up; B started empty
+    is refilled from A and C."""
+    rounds = 5 if long else 1
+    c = run.cluster(["a", "b", "c"])
+    b = c.add("b")
+    cc = c.add("c")
+    a = c.add("a", peers=[b.address, cc.address])
+    b.peers, cc.peers = [a.address], [a.address]
+    for n in (a, b, cc):
+        n.start()
+    run.begin(c, devices=["a"], params={"rounds": rounds})
+    w = c.writer(a, rate=500)
+    c.tail(cc, "a")
+    c.tail(b, "a")
+    backup = os.path.join(c.work, "a-backup")
+    for r in range(rounds):
+        time.sleep(2)
+        a.kill(signal.SIGKILL)            # a crash, then a copy: a consistent backup
+        copy_dir(a.data, backup)
+        a.start()
+        time.sleep(3)
+        # The restore guard can only give back what the peers hold: let them hold
+        # every acknowledged event, then take the tail away.
+        run.quiesce(c, w, ["a"])
+        a.kill(signal.SIGKILL)
+        c.history.record("fault", name="lose_tail", node="a", phase="start")
+        copy_dir(backup, a.data)
+        a.start()
+        c.history.record("fault", name="lose_tail", node="a", phase="heal")
+        w.pause_flag.clear()
+        time.sleep(3)
+        run.quiesce(c, w, ["a"])
+        a.kill(signal.SIGKILL)
+        c.history.record("fault", name="lose_data", node="a", phase="start")
+        import shutil
+        shutil.rmtree(a.data)
+        a.start()
+        c.history.record("fault", name="lose_data", node="a", phase="heal")
+        w.pause_flag.clear()
+        time.sleep(2)
+        bitflip(run, c, b, r)
+    run.finish(c, ["a"])
+
+
+def bitflip(run, c, node, r):
+    """Stops `node`, flips one bit of one of its LevelDB files, expects start-up to
+    refuse with a message naming the damage, then starts it with an empty data
+    directory and lets the peers refill it."""
+    node.kill(signal.SIGTERM)
+    node.start()          # LevelDB turns its log into a table at open
+    time.sleep(1)
+    node.kill(signal.SIGKILL if r % 2 else signal.SIGTERM)
+    jdir = os.path.join(node.data, "journal")
+    files = sorted(f for f in os.listdir(jdir) if f.endswith((".ldb", ".log"))
+                   and os.path.getsize(os.path.join(jdir, f)) > 64)
+    kind = ".log" if r % 2 else ".ldb"
+    pick = [f for f in files if f.endswith(kind)] or files
+    victim = os.path.join(jdir, pick[-1])
+    size = os.path.getsize(victim)
+    rng = random.Random(run.seed + r)
+    offset = rng.randrange(size // 4, size - 16)
+    with open(victim, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)[0]
+        f.seek(offset)
+        f.write(bytes([byte ^ (1 << rng.randrange(8))]))
+    c.history.record("fault", name="bitflip", node=node.name, phase="start",
+                     detail=f"{os.path.basename(victim)} offset {offset} of {size}")
+    before = os.path.getsize(node.log_path)
+    node.start(wait=False)
+    try:
+        rc = node.proc.wait(timeout=30)
+    except Exception:
+        rc = None
+    node.expected_exit = True
+    with open(node.log_path, errors="replace") as f:
+        f.seek(before)
+        said = f.read()[-2000:]
+    if rc is None or rc == 0:
+        c.history.record("finding", what="damage_not_detected", node=node.name,
+                         file=os.path.basename(victim), offset=offset, rc=rc)
+        node.kill(signal.SIGKILL)
+    elif "damaged" not in said.lower():
+        c.history.record("finding", what="damage_message_unclear", node=node.name,
+                         rc=rc, said=said[-400:])
+    c.history.record("process", node=node.name, event="exit", pid=node.proc.pid, rc=rc,
+                     expected=True, said=said[-400:])
+    import shutil
+    shutil.rmtree(node.data)
+    node.start(new_device=False)
+    c.history.record("fault", name="bitflip", node=node.name, phase="heal",
+                     detail="started empty")
+
+
+def time_jump(run, long):
+    """A wall-clock jump of +1 h and -1 h on the source A, then on replica B
+    (libfaketime, monotonic clock left alone): only event times may change."""
+    c = run.cluster(["a", "b"])
+    files = {}
+    env = {}
+    for n in ("a", "b"):
+        files[n] = os.path.join(c.work, f"faketime-{n}")
+        with open(files[n], "w") as f:
+            f.write("+0\n")
+        env[n] = run.faketime_env(files[n])
+    a = c.add("a", env=env["a"])
+    b = c.add("b", peers=[a.address], env=env["b"])
+    a.start()
+    b.start()
+    run.begin(c, devices=["a"], params={"long": long})
+    c.writer(a, rate=300)
+    c.tail(b, "a")
+    c.tail(a, "a")
+    hold = 20 if long else 3
+    for node, offset in [("a", "+1h"), ("a", "-1h"), ("b", "+1h"), ("b", "-1h")]:
+        time.sleep(hold)
+        c.history.record("fault", name="clock_jump", node=node, phase="start",
+                         detail=offset)
+        with open(files[node], "w") as f:
+            f.write(offset + "\n")
+        time.sleep(hold)
+        with open(files[node], "w") as f:
+            f.write("+0\n")
+        c.history.record("fault", name="clock_jump", node=node, phase="heal")
+    time.sleep(2)
+    run.finish(c, ["a"])
+
+
+SCENARIOS = {
+    "crash_source": crash_source,
+    "crash_line": crash_line,
+    "pause": pause,
+    "network": network,
+    "storage": storage,
+    "time": time_jump,
+}
