@@ -13,22 +13,6 @@
 namespace cairn::journal {
 namespace {
 
-struct X509Free {
-  void operator()(X509* p) const { X509_free(p); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-struct BioFree {
-  void operator()(BIO* p) const { BIO_free(p); }
-};
-using BioPtr = std::unique_ptr<BIO, BioFree>;
-struct StoreCtxFree {
-  void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-};
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
-
 std::string OpenSslError() {
   unsigned long e = ERR_get_error();
   ERR_clear_error();
@@ -75,7 +59,7 @@ std::string ToDer(X509* cert) {
 }
 
 Status CheckAgainstStore(X509_STORE* store, X509* cert) {
-  std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
   CHECK(ctx != nullptr);
   if (X509_STORE_CTX_init(ctx.get(), store, cert, nullptr) != 1) {
     return Status::Corruption("cannot verify certificate: " + OpenSslError());
@@ -138,8 +122,7 @@ bool DevicePublicKey::Verify(std::string_view message, std::string_view sig) con
   return rc == 1;
 }
 
-CertAuthority::CertAuthority(std::unique_ptr<X509_STORE, X509StoreFree> store)
-    : store_(std::move(store)) {}
+CertAuthority::CertAuthority(X509StorePtr store) : store_(std::move(store)) {}
 
 Result<std::shared_ptr<const CertAuthority>> CertAuthority::FromPem(
     std::string_view pem, std::string_view origin) {
@@ -149,7 +132,7 @@ Result<std::shared_ptr<const CertAuthority>> CertAuthority::FromPem(
     return Status::InvalidArgument(std::string(origin) +
                                    ": not a PEM certificate: " + OpenSslError());
   }
-  std::unique_ptr<X509_STORE, X509StoreFree> store(X509_STORE_new());
+  X509StorePtr store(X509_STORE_new());
   if (X509_STORE_add_cert(store.get(), cert.get()) != 1) {
     return Status::InvalidArgument(std::string(origin) + ": " + OpenSslError());
   }

@@ -14,17 +14,13 @@
 #include <string>
 #include <string_view>
 
+#include "base/ossl_ptr.h"
 #include "base/result.h"
 
 namespace cairn::journal {
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-struct X509StoreFree {
-  void operator()(X509_STORE* p) const { X509_STORE_free(p); }
-};
+using cairn::PkeyPtr;
+using cairn::X509StorePtr;
 
 inline constexpr size_t kEd25519SigBytes = 64;
 inline constexpr size_t kMaxDeviceIdBytes = 128;
@@ -62,10 +58,10 @@ class CertAuthority {
   Result<std::shared_ptr<const DevicePublicKey>> VerifyDevice(
       std::string_view cert_der, std::string_view device) const;
 
-  explicit CertAuthority(std::unique_ptr<X509_STORE, X509StoreFree> store);
+  explicit CertAuthority(X509StorePtr store);
 
  private:
-  std::unique_ptr<X509_STORE, X509StoreFree> store_;
+  X509StorePtr store_;
 };
 
 // The signing key of a device whose source is this node.

@@ -7,6 +7,7 @@
 #include <openssl/x509v3.h>
 
 #include "base/check.h"
+#include "base/ossl_ptr.h"
 #include "testutil/manual_clock.h"
 #include "wire/frame.h"
 
@@ -59,7 +60,7 @@ X509Ptr MakeCert(const std::string& cn, EVP_PKEY* key, X509* issuer,
 }
 
 std::string Pem(X509* cert) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  BioPtr bio(BIO_new(BIO_s_mem()));
   PEM_write_bio_X509(bio.get(), cert);
   char* data = nullptr;
   long n = BIO_get_mem_data(bio.get(), &data);
@@ -67,7 +68,7 @@ std::string Pem(X509* cert) {
 }
 
 std::string KeyPem(EVP_PKEY* key) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  BioPtr bio(BIO_new(BIO_s_mem()));
   PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
   char* data = nullptr;
   long n = BIO_get_mem_data(bio.get(), &data);
