@@ -91,7 +91,7 @@ void Engine::OnPeerRtt(const std::string& peer, int64_t rtt_us) {
   Replan();
 }
 
-void Engine::OnMessage(const std::string& peer, const wire::Envelope& m) {
+void Engine::OnMessage(const std::string& peer, wire::Envelope m) {
   if (!peers_.count(peer)) return;
   switch (m.msg_case()) {
     case wire::Envelope::kCatalogue:
@@ -108,12 +108,20 @@ void Engine::OnMessage(const std::string& peer, const wire::Envelope& m) {
       it->second.credit += m.credit().bytes();
       return Pump(peer, m.credit().device());
     }
-    case wire::Envelope::kStreamHeader:
-      return OnStreamMessage(peer, m.stream_header().device(), m, 0);
-    case wire::Envelope::kSnapshot:
-      return OnStreamMessage(peer, m.snapshot().header().device(), m, m.ByteSizeLong());
-    case wire::Envelope::kEvents:
-      return OnStreamMessage(peer, m.events().device(), m, m.ByteSizeLong());
+    case wire::Envelope::kStreamHeader: {
+      const std::string device = m.stream_header().device();
+      return OnStreamMessage(peer, device, std::move(m), 0);
+    }
+    case wire::Envelope::kSnapshot: {
+      const std::string device = m.snapshot().header().device();
+      const uint64_t bytes = m.ByteSizeLong();
+      return OnStreamMessage(peer, device, std::move(m), bytes);
+    }
+    case wire::Envelope::kEvents: {
+      const std::string device = m.events().device();
+      const uint64_t bytes = m.ByteSizeLong();
+      return OnStreamMessage(peer, device, std::move(m), bytes);
+    }
     default:
       return Close(peer,
                    "unexpected message in sync: field " + std::to_string(m.msg_case()));

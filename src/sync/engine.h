@@ -88,7 +88,8 @@ class Engine {
   void OnPeerGone(const std::string& peer);
   // A peer's smoothed round-trip time: ranks otherwise equal peers (planner.h).
   void OnPeerRtt(const std::string& peer, int64_t rtt_us);
-  void OnMessage(const std::string& peer, const wire::Envelope& message);
+  // Takes the message by value: the stream messages it queues are moved, not copied.
+  void OnMessage(const std::string& peer, wire::Envelope message);
   void OnDrained(const std::string& peer);
 
   // ---- completions of actions
@@ -141,8 +142,11 @@ class Engine {
   void OnSubscribe(const std::string& peer, const wire::Subscribe& s);
   void Pump(const std::string& peer, const std::string& device);
   void OnStreamMessage(const std::string& peer, const std::string& device,
-                       const wire::Envelope& message, uint64_t bytes);
+                       wire::Envelope&& message, uint64_t bytes);
   void ApplyNext(const std::string& device);
+  static void TakeRecords(wire::Envelope& m, std::vector<wire::Record>* out);
+  uint64_t TakeQueuedEvents(Follow& f, uint64_t batch,
+                            std::vector<wire::Record>* records);
   void CheckGuard();
   void Release(const std::string& device, const std::string& reason);
   void Probe(const std::string& device, const std::string& peer);

@@ -123,7 +123,7 @@ void SyncNode::OnPeerActive(const std::string& node_id) {
 }
 
 void SyncNode::OnPeerMessage(const std::string& node_id, wire::Envelope&& message) {
-  engine_.OnMessage(node_id, message);
+  engine_.OnMessage(node_id, std::move(message));
   Perform();
 }
 

@@ -127,6 +127,31 @@ TEST(EngineTest, AppliesOneChunkAtATimeAndGrantsCreditAfterEach) {
   EXPECT_EQ(Of(next, Action::Kind::kApply).size(), 1u);
 }
 
+TEST(EngineTest, EventsQueuedBehindAWriteGoIntoTheNextOne) {
+  Engine e;
+  e.OnPeerActive("src");
+  e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
+  (void)e.TakeActions();
+  uint64_t queued_bytes = 0;
+  for (uint64_t seq = 1; seq <= 4; ++seq) {
+    wire::Envelope m;
+    m.mutable_events()->set_device("d");
+    m.mutable_events()->add_records()->set_seq(seq);
+    if (seq > 1) queued_bytes += m.ByteSizeLong();
+    e.OnMessage("src", m);
+  }
+  auto first = Of(e.TakeActions(), Action::Kind::kApply);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].records.size(), 1u);
+  e.OnApplyDone("src", "d", Status::Ok(), first[0].credit);
+  auto next = Of(e.TakeActions(), Action::Kind::kApply);
+  ASSERT_EQ(next.size(), 1u) << "one write for the three queued messages";
+  ASSERT_EQ(next[0].records.size(), 3u);
+  EXPECT_EQ(next[0].records[0].seq(), 2u);
+  EXPECT_EQ(next[0].records[2].seq(), 4u);
+  EXPECT_EQ(next[0].credit, queued_bytes);
+}
+
 TEST(EngineTest, RefusedRecordsCloseThePeer) {
   Engine e;
   e.OnPeerActive("src");

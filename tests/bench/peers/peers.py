@@ -26,6 +26,11 @@ import servers
 SYSTEMS = ("cairn", "jetstream", "redis")
 
 
+def _load():
+    """The 1, 5 and 15 minute load averages: the machine may be shared."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -186,6 +191,7 @@ class Bench:
     # ------------------------------------------------------------ driver
     def one_run(self, run):
         res = {s: {} for s in SYSTEMS}
+        res["load"] = {"start": _load()}
         for size, n in ((100, self.n100), (1024, self.n1k)):
             for durable in (False, True):
                 key = f"append_{size}_{'durable' if durable else 'fast'}"
@@ -199,6 +205,7 @@ class Bench:
         for s in SYSTEMS:
             print(f"run {run}: {s} live", flush=True)
             res[s]["live"] = self.live_case(s, run)
+        res["load"]["end"] = _load()
         return res
 
     def main(self):

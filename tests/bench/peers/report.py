@@ -143,10 +143,23 @@ def document(args, runs, sizes, started, js_sync_always):
         "server CPU s and peak RSS: all server processes of the workload (Cairn catch-up: "
         "source + new node; Cairn live: A+B+C), CPU summed, RSS the largest",
     ]
+    loads = [r["load"][k][0] for r in runs for k in ("start", "end") if "load" in r]
+    mach = machine(tempfile.gettempdir())
+    mach["load_1min"] = {"min": min(loads), "max": max(loads)} if loads else None
     return {"date": started.isoformat(timespec="seconds"), "command": cmd,
-            "machine": machine(tempfile.gettempdir()), "versions": versions(args.root),
+            "machine": mach, "versions": versions(args.root),
             "sizes": sizes, "runs_count": len(runs), "notes": notes,
-            "summary": summarize(runs), "runs": runs}
+            "summary": _mark_unequal(summarize(runs), js_sync_always), "runs": runs}
+
+
+def _mark_unequal(table, js_sync_always):
+    """Without sync_interval, JetStream's durable rows are not at the same durability
+    as the others': the label says so next to the figures and the ratio."""
+    if not js_sync_always:
+        for key, row in table.items():
+            if "durable" in key:
+                row["label"] += " [JetStream: no fsync per ack, see notes]"
+    return table
 
 
 def _fmt(v):
@@ -167,6 +180,10 @@ def _cell(st):
     return f"{_fmt(st['median'])} ({_fmt(st['min'])}–{_fmt(st['max'])})"
 
 
+def _load_text(load):
+    return "n/a" if not load else f"{load['min']:.2f}–{load['max']:.2f}"
+
+
 def markdown(doc):
     m, v, z = doc["machine"], doc["versions"], doc["sizes"]
     out = [f"Peer benchmark, {doc['date']}, `{doc['command']}` "
@@ -175,7 +192,8 @@ def markdown(doc):
            f"live {z['live']:,} at {z['rate']:,}/s).",
            "",
            f"Machine: {m['nproc']} cores, {m['cpu']}, {m['memory_gib']} GiB, kernel "
-           f"{m['kernel']}, disk {m['disk']}.",
+           f"{m['kernel']}, disk {m['disk']}; 1-minute load average "
+           f"{_load_text(m.get('load_1min'))} at the starts and ends of the runs.",
            f"Versions: Cairn {v['cairn']}; {v['nats-server']} with libnats {v['libnats']}; "
            f"{v['redis-server']} with hiredis {v['hiredis']}.",
            "",
