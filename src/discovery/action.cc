@@ -50,6 +50,14 @@ Action Action::PeerGone(std::string node_id, std::string reason) {
   return a;
 }
 
+Action Action::SubscriberActive(std::string name, ConnId conn) {
+  Action a;
+  a.kind = Kind::kSubscriberActive;
+  a.node_id = std::move(name);
+  a.conn = conn;
+  return a;
+}
+
 Action Action::Deliver(std::string node_id, wire::Envelope envelope) {
   Action a;
   a.kind = Kind::kDeliver;

@@ -123,9 +123,7 @@ tls::ConnectionCallbacks Discovery::Callbacks() {
   cb.on_drained = [this](tls::Connection& c) {
     auto it = ids_.find(&c);
     if (it == ids_.end() || listener_ == nullptr) return;
-    for (const std::string& id : core_->ActivePeers()) {
-      if (core_->ActiveConnection(id) == it->second) listener_->OnPeerDrained(id);
-    }
+    if (auto name = core_->ActiveName(it->second)) listener_->OnPeerDrained(*name);
   };
   cb.on_close = [this](tls::Connection& c, const tls::CloseReason& reason) {
     auto it = ids_.find(&c);
@@ -190,6 +188,9 @@ void Discovery::Perform(Action& a) {
       return PerformResolve(a.address);
     case K::kPeerActive:
       if (listener_ != nullptr) listener_->OnPeerActive(a.node_id);
+      return;
+    case K::kSubscriberActive:
+      if (listener_ != nullptr) listener_->OnSubscriberActive(a.node_id);
       return;
     case K::kPeerGone:
       if (listener_ != nullptr) listener_->OnPeerGone(a.node_id, a.reason);

@@ -54,6 +54,10 @@ class PeerListener {
   virtual void OnPeerActive(const std::string& node_id) = 0;
   // A non-discovery message from an active peer, in order.
   virtual void OnPeerMessage(const std::string& node_id, wire::Envelope&& message) = 0;
+  // A subscriber (Hello.subscriber: `cairn tail --peer`) is active under `name`
+  // (see SubscriberName): it may subscribe, it never serves. Its messages and its
+  // end come as OnPeerMessage(name) and OnPeerGone(name); Send(name) works.
+  virtual void OnSubscriberActive(const std::string& /*name*/) {}
   // The peer's write queue fell back to its low-water mark (resume sending).
   virtual void OnPeerDrained(const std::string& /*node_id*/) {}
   // A new smoothed round-trip time (microseconds) of an active peer.

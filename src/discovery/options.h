@@ -47,6 +47,7 @@ struct Options {
 
   // Limits.
   size_t max_peers = 256;             // entries in the table, purgatory excluded
+  size_t max_subscribers = 64;        // subscriber connections (cairn tail --peer)
   size_t max_addresses_per_peer = 4;  // addresses remembered for one node id
   size_t max_exchange_entries = 64;   // peers sent or read in one PeerExchange
   size_t max_purgatory = 256;         // purgatory entries (oldest dropped first)

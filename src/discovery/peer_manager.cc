@@ -277,10 +277,27 @@ std::vector<Action> PeerManager::TakeActions() {
 
 // ---------------------------------------------------------------- queries
 
+std::string SubscriberName(const std::string& id, ConnId conn) {
+  return id + "#" + std::to_string(conn);
+}
+
 std::optional<ConnId> PeerManager::ActiveConnection(const std::string& node_id) const {
+  if (auto s = subscribers_.find(node_id); s != subscribers_.end()) return s->second;
   auto it = entries_.find(node_id);
   if (it == entries_.end() || it->second.state != PeerState::kActive) return std::nullopt;
   return it->second.conn;
+}
+
+std::optional<std::string> PeerManager::ActiveName(ConnId conn) const {
+  auto c = conns_.find(conn);
+  if (c == conns_.end() || !c->second.hello_done) return std::nullopt;
+  if (c->second.subscriber) return c->second.key;
+  auto it = entries_.find(c->second.key);
+  if (it == entries_.end() || it->second.state != PeerState::kActive ||
+      it->second.conn != conn) {
+    return std::nullopt;
+  }
+  return it->first;
 }
 
 std::vector<std::string> PeerManager::ActivePeers() const {

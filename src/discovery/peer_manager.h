@@ -12,7 +12,14 @@
 //   timer fired       ──► OnTimer          (arm it at NextDeadline())
 //   DNS answer        ──► OnResolved
 //   TakeActions()    ◄── Connect, Send, Close, Resolve, PeerActive, PeerGone,
-//                        Deliver, SavePeer, ErasePeer
+//                        SubscriberActive, Deliver, SavePeer, ErasePeer
+//
+// Subscribers: a hello with `subscriber` set (`cairn tail --peer`) on an accepted
+// connection makes it a subscriber, not a peer: it gets no entry in the table (the
+// one its connection claimed on opening is given back), so it is never saved to
+// peer history, told to other peers, dialled back or shown as a peer. It is
+// active under SubscriberName(id, conn) until its connection closes: its
+// messages are delivered and PeerGone reports its end, like a peer's.
 //
 // Connections are named by ConnId, chosen by the core (a Connect action carries the id
 // of the outgoing connection; OnIncomingOpened returns one for an accepted one).
@@ -39,6 +46,10 @@ namespace cairn::discovery {
 
 using ConnId = uint64_t;
 
+// The name a subscriber is active under: its certificate's id, '#', its
+// connection. '#' is never part of a node id, so it never names a peer.
+std::string SubscriberName(const std::string& id, ConnId conn);
+
 enum class PeerState {
   kOutgoing,
   kIncoming,
@@ -51,16 +62,17 @@ const char* StateName(PeerState state);
 
 struct Action {
   enum class Kind {
-    kConnect,     // conn, address: dial address ("HOST:PORT") as connection `conn`
-    kSend,        // conn, envelope
-    kClose,       // conn, reason (an orderly close; report OnClosed afterwards)
-    kResolve,     // address: a DNS seed name to resolve; answer with OnResolved
-    kPeerActive,  // node_id, conn: the peer's hello exchange completed
-    kPeerGone,    // node_id, reason: the peer's active connection is gone
-    kDeliver,     // node_id, envelope: a non-discovery message from an active peer
-    kSavePeer,    // record: persist peer history
-    kErasePeer,   // node_id: forget peer history
-    kPeerRtt,     // node_id, rtt_us: a new smoothed round-trip time of an active peer
+    kConnect,           // conn, address: dial address ("HOST:PORT") as connection `conn`
+    kSend,              // conn, envelope
+    kClose,             // conn, reason (an orderly close; report OnClosed afterwards)
+    kResolve,           // address: a DNS seed name to resolve; answer with OnResolved
+    kPeerActive,        // node_id, conn: the peer's hello exchange completed
+    kPeerGone,          // node_id, reason: the peer's active connection is gone
+    kSubscriberActive,  // node_id (a SubscriberName), conn: a subscriber's hello
+    kDeliver,           // node_id, envelope: a non-discovery message from an active peer
+    kSavePeer,          // record: persist peer history
+    kErasePeer,         // node_id: forget peer history
+    kPeerRtt,  // node_id, rtt_us: a new smoothed round-trip time of an active peer
   };
   Kind kind = Kind::kSend;
   ConnId conn = 0;
@@ -77,6 +89,7 @@ struct Action {
   static Action Resolve(std::string name);
   static Action PeerActive(std::string node_id, ConnId conn);
   static Action PeerGone(std::string node_id, std::string reason);
+  static Action SubscriberActive(std::string name, ConnId conn);
   static Action Deliver(std::string node_id, wire::Envelope envelope);
   static Action SavePeer(wire::PeerRecord record);
   static Action ErasePeer(std::string node_id);
@@ -147,7 +160,11 @@ class PeerManager {
   std::vector<Action> TakeActions();
 
   // ---- queries
+  // The connection of an active peer, or of a subscriber by its SubscriberName.
   std::optional<ConnId> ActiveConnection(const std::string& node_id) const;
+  // The node id or subscriber name `conn` is the active connection of.
+  std::optional<std::string> ActiveName(ConnId conn) const;
+  size_t subscriber_count() const { return subscribers_.size(); }
   std::vector<std::string> ActivePeers() const;
   std::vector<PeerStatus> Snapshot() const;
   const std::deque<Transition>& transitions() const { return transitions_; }
@@ -186,7 +203,12 @@ class PeerManager {
     bool ping_outstanding = false;
     uint64_t probe_nonce = 0;  // the ping being timed, 0 when none
     int64_t probe_sent_mono = 0;
-    int64_t rtt_us = 0;  // smoothed; 0 until the first pong
+    int64_t rtt_us = 0;       // smoothed; 0 until the first pong
+    bool subscriber = false;  // its hello said so; `key` is its SubscriberName
+    // An accepted connection claims the entry of its certificate's id until its
+    // hello; a subscriber gives it back: as it was, or removed if it made it.
+    bool claimed_new = false;
+    std::optional<Entry> claimed_from;
   };
   struct Purgatory {
     std::string node_id;
@@ -228,6 +250,8 @@ class PeerManager {
   void Send(ConnId conn, wire::Envelope envelope);
   void CloseConn(ConnId conn, const std::string& why, bool goodbye);
   void OnHello(Conn& c, const wire::Hello& hello);
+  void OnSubscriberHello(Conn& c);
+  void ReleaseClaim(Conn& c);
   bool CheckHello(Conn& c, const wire::Hello& hello);
   std::optional<std::string> Identify(Conn& c, const wire::Hello& hello);
   void OnSelfConnection(Conn& c, Entry* e);
@@ -254,7 +278,8 @@ class PeerManager {
   std::map<ConnId, Conn> conns_;
   std::map<std::string, Purgatory> purgatory_;  // by blocked address
   std::map<std::string, DnsName> dns_;
-  std::set<std::string> self_addresses_;  // dialled and found to be us
+  std::set<std::string> self_addresses_;       // dialled and found to be us
+  std::map<std::string, ConnId> subscribers_;  // by SubscriberName
   std::deque<Transition> transitions_;
   std::vector<Action> actions_;
   ConnId next_conn_ = 1;

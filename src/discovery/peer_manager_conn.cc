@@ -54,8 +54,11 @@ ConnId PeerManager::OnIncomingOpened(const std::string& verified_id,
     e = NewEntry(verified_id, "incoming connection");
     if (e == nullptr) return id;  // table full: refused at hello
     e->node_id = verified_id;
+    c.claimed_new = true;
   } else if (e->state != PeerState::kLifesupport) {
     return id;  // already dialling or active: settled at hello
+  } else {
+    c.claimed_from = *e;
   }
   e->conn = id;
   SetState(*e, verified_id, PeerState::kIncoming,
@@ -96,6 +99,11 @@ void PeerManager::OnClosed(ConnId conn, const std::string& reason) {
   Conn c = std::move(it->second);
   conns_.erase(it);
   const std::string why = c.closing ? c.close_reason : reason;
+  if (c.subscriber) {
+    subscribers_.erase(c.key);
+    actions_.push_back(Action::PeerGone(c.key, why));
+    return;
+  }
   Entry* e = Find(c.key);
   if (e == nullptr || e->conn != c.id) return;
   e->conn = 0;
@@ -135,6 +143,7 @@ void PeerManager::OnMessage(ConnId conn, wire::Envelope&& m) {
     default:
       break;
   }
+  if (c.subscriber) return actions_.push_back(Action::Deliver(c.key, std::move(m)));
   Entry* e = Find(c.key);
   if (e == nullptr || e->conn != c.id || e->state != PeerState::kActive) return;
   actions_.push_back(Action::Deliver(e->node_id, std::move(m)));

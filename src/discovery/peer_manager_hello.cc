@@ -10,6 +10,7 @@ namespace cairn::discovery {
 void PeerManager::OnHello(Conn& c, const wire::Hello& hello) {
   if (c.hello_done) return CloseConn(c.id, "protocol error: second hello", true);
   if (!CheckHello(c, hello)) return;
+  if (hello.subscriber()) return OnSubscriberHello(c);
   std::optional<std::string> id = Identify(c, hello);
   if (!id) return;
   c.hello_done = true;
@@ -41,6 +42,41 @@ bool PeerManager::CheckHello(Conn& c, const wire::Hello& hello) {
     return false;
   }
   return true;
+}
+
+// A subscriber is no peer: it gives back the entry its connection claimed and is
+// active, under its SubscriberName, for as long as the connection lasts.
+void PeerManager::OnSubscriberHello(Conn& c) {
+  if (c.outgoing) {
+    return CloseConn(
+        c.id, "protocol error: " + c.address + " answered as a subscriber, not a node",
+        true);
+  }
+  ReleaseClaim(c);
+  if (subscribers_.size() >= options_.max_subscribers) {
+    return CloseConn(
+        c.id, "too many subscribers (" + std::to_string(options_.max_subscribers) + ")",
+        true);
+  }
+  c.hello_done = true;
+  c.subscriber = true;
+  c.key = SubscriberName(c.verified_id, c.id);
+  subscribers_[c.key] = c.id;
+  actions_.push_back(Action::SubscriberActive(c.key, c.id));
+}
+
+void PeerManager::ReleaseClaim(Conn& c) {
+  Entry* e = Find(c.key);
+  if (e == nullptr || e->conn != c.id) return;
+  const std::string why = "the connection from " + c.address + " is a subscriber";
+  if (c.claimed_from) {
+    Log(c.key, e->state, c.claimed_from->state, why);
+    *e = std::move(*c.claimed_from);
+    c.claimed_from.reset();
+  } else if (c.claimed_new) {
+    Log(c.key, e->state, PeerState::kDeleted, why);
+    entries_.erase(c.key);
+  }
 }
 
 // Settles which entry the connection belongs to, now that the peer's id is known.

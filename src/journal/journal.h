@@ -244,7 +244,6 @@ class Journal {
 
   // snapshots (snapshot.cc)
   Result<uint64_t> DoSnapshot(const std::string& device);
-  Status CheckSnapshot(const SnapshotData& snap, const DevicePublicKey& key) const;
   Status CheckSnapshotAgainstEvents(const wire::SnapshotHeader& h,
                                     const wire::StreamMeta& meta);
   // Stores a fork proof in its own batch and counts it.

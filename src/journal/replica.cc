@@ -4,6 +4,7 @@
 
 #include "base/bytes.h"
 #include "journal/chain.h"
+#include "journal/checks.h"
 #include "journal/journal_internal.h"
 
 namespace cairn::journal {
@@ -14,54 +15,7 @@ using internal::Op;
 namespace {
 
 std::string At(const std::string& device, uint64_t seq) {
-  return "record " + std::to_string(seq) + " of '" + device + "'";
-}
-
-// Records must be sorted and contiguous, each carrying a 32-byte hash.
-Status CheckShape(const std::string& device, const std::vector<wire::Record>& records) {
-  for (size_t i = 0; i < records.size(); ++i) {
-    const wire::Record& r = records[i];
-    if (i > 0 && r.seq() != records[i - 1].seq() + 1) {
-      return Status::InvalidArgument(At(device, r.seq()) + " follows " +
-                                     std::to_string(records[i - 1].seq()) +
-                                     ": records are out of order or have a gap");
-    }
-    if (r.seq() == 0 || r.hash().size() != kHashBytes) {
-      return Status::InvalidArgument(At(device, r.seq()) + " is malformed");
-    }
-    if (r.type().empty() || r.type().size() > kMaxTypeBytes ||
-        r.payload().size() > kMaxPayloadBytes) {
-      return Status::InvalidArgument(At(device, r.seq()) + " exceeds the record limits");
-    }
-  }
-  return Status::Ok();
-}
-
-// Checks that records[from..] chain from `prev` and returns the index of the last
-// signed record whose signature verifies, or -1 when none is signed.
-Result<long> CheckChain(const std::string& device, const DevicePublicKey& key,
-                        std::string prev, const std::vector<wire::Record>& records,
-                        size_t from) {
-  long signed_at = -1;
-  for (size_t i = from; i < records.size(); ++i) {
-    const wire::Record& r = records[i];
-    if (ChainHashOf(prev, device, r) != r.hash()) {
-      return Status::Corruption(At(device, r.seq()) +
-                                " does not chain to the record before it (forged or "
-                                "reordered)");
-    }
-    prev = r.hash();
-    if (!r.sig().empty()) signed_at = static_cast<long>(i);
-  }
-  if (signed_at >= 0) {
-    const wire::Record& r = records[static_cast<size_t>(signed_at)];
-    if (!key.Verify(EventSigMessage(device, r.seq(), r.hash()), r.sig())) {
-      return Status::Corruption(At(device, r.seq()) +
-                                " carries a signature that does not verify with the "
-                                "device key");
-    }
-  }
-  return signed_at;
+  return RecordName(device, seq);
 }
 
 }  // namespace

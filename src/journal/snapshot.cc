@@ -4,6 +4,7 @@
 #include <future>
 
 #include "journal/chain.h"
+#include "journal/checks.h"
 #include "journal/journal_internal.h"
 
 namespace cairn::journal {
@@ -143,32 +144,6 @@ Result<uint64_t> Journal::DoSnapshot(const std::string& device) {
   }
   FinishCommit({{device, next}});
   return h.seq();
-}
-
-// A snapshot from a peer must be signed by the device, match its digest, and agree
-// with the events we hold at its seq.
-Status Journal::CheckSnapshot(const SnapshotData& snap,
-                              const DevicePublicKey& key) const {
-  const wire::SnapshotHeader& h = snap.header;
-  const std::string what =
-      "snapshot of '" + h.device() + "' at " + std::to_string(h.seq());
-  if (h.seq() == 0 || h.hash().size() != kHashBytes || h.chunks() != snap.chunks.size()) {
-    return Status::InvalidArgument(what + " is malformed");
-  }
-  SnapshotDigester digest;
-  for (const auto& chunk : snap.chunks) {
-    if (chunk.ByteSizeLong() > kMaxSnapshotChunkBytes + (64u << 10)) {
-      return Status::InvalidArgument(what + " has a chunk over the 1 MiB limit");
-    }
-    for (const auto& e : chunk.entries()) digest.Add(e);
-  }
-  if (digest.Final() != h.digest()) {
-    return Status::Corruption(what + ": entries do not match the signed digest");
-  }
-  if (!key.Verify(SnapshotSigMessage(h), h.sig())) {
-    return Status::Corruption(what + ": signature does not verify with the device key");
-  }
-  return Status::Ok();
 }
 
 Result<uint64_t> Journal::DoInstall(Op& op) {

@@ -1,5 +1,6 @@
 // Verify: re-checks a stored stream end to end, trusting nothing but the CA.
 #include "journal/chain.h"
+#include "journal/checks.h"
 #include "journal/journal_internal.h"
 
 namespace cairn::journal {

@@ -144,6 +144,12 @@ void AddCommands(CLI::App& app, Options& o) {
   t->add_option("--from", o.from, "first seq")->capture_default_str();
   t->add_flag("--follow", o.follow, "keep printing live events until interrupted");
   t->add_flag("--json", o.json, "one JSON object per line");
+  t->add_option("--peer", o.peer,
+                "read from the node at HOST:PORT over TLS, verifying everything, "
+                "instead of the local node");
+  t->add_option("--ca", o.ca_file, "--peer: the network CA (PEM)");
+  t->add_option("--cert", o.cert_file, "--peer: our node certificate (PEM)");
+  t->add_option("--key", o.key_file, "--peer: its private key (PEM)");
   CLI::App* s = Add(app, "status", "the node, its peers and its devices");
   s->add_flag("--json", o.json, "as one JSON object");
   CLI::App* kv = Add(app, "kv", "read a device's key-value view");

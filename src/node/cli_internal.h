@@ -23,6 +23,9 @@ struct Options {
   uint64_t from = 1;
   size_t batch = 1000;
   size_t window = 8;
+  // tail --peer: a node over TLS instead of the local control socket.
+  std::string peer;  // HOST:PORT
+  std::string ca_file, cert_file, key_file;
 };
 
 // Each returns the process exit status, after printing any error.
@@ -33,6 +36,8 @@ int KvGet(const Options& o);
 int KvList(const Options& o);
 int Snapshot(const Options& o);
 int Verify(const Options& o);
+// tail with --peer (tail_peer_uv.cc).
+int TailPeer(const Options& o);
 
 // "cairn: " + message on stderr; returns 1.
 int Fail(const std::string& message);

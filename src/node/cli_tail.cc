@@ -1,100 +1,125 @@
 // cairn tail: a device (or every device) through the local node's control socket,
 // snapshot first when asked for events it has compacted, then events in order;
-// with --follow, live events until interrupted.
+// with --follow, live events until interrupted, and with --all --follow also the
+// devices the node comes to store later. With --peer the same from any node over
+// TLS (tail_peer_uv.cc); both print through TailPrinter.
 #include <unistd.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <map>
+#include <set>
 #include <string>
 
 #include "node/cli_internal.h"
 #include "node/control_client.h"
+#include "node/tail_print.h"
 
 namespace cairn::node::cli {
 namespace {
 
-using nlohmann::json;
+class LocalTail {
+ public:
+  LocalTail(const Options& o, ControlClient& c)
+      : o_(o), c_(c), printer_(o.json, isatty(2) != 0) {}
+  int Run();
 
-struct Stream {
-  std::string device;
-  json kv = json::object();  // snapshot entries gathered so far
-  uint64_t target = 0;       // the head when the tail started (progress bar)
+ private:
+  bool Busy() const { return !streams_.empty() || status_ != 0 || watch_ != 0; }
+  Status Open(const std::string& device, uint64_t head);
+  int OnStatus(const wire::ControlReply& r);
+  int OnWatch(const wire::ControlReply& r);
+  int OnTail(const wire::ControlReply& r);
+
+  const Options& o_;
+  ControlClient& c_;
+  TailPrinter printer_;
+  std::map<uint64_t, std::string> streams_;  // tail request id -> device
+  std::set<std::string> devices_;            // every device tailed so far
+  uint64_t status_ = 0;                      // the status request, until answered
+  uint64_t watch_ = 0;                       // --all --follow: new devices
 };
 
-constexpr uint64_t kProgressAbove = 10'000;  // events; smaller ranges show no bar
-
-// A progress bar on a terminal's stderr while a large stored range streams.
-void Progress(Stream& s, uint64_t seq) {
-  if (s.target == 0) return;
-  if (seq >= s.target) {
-    std::fprintf(stderr, "\r\033[K");
-    s.target = 0;
-    return;
+int LocalTail::Run() {
+  if (o_.all && o_.follow) {  // first, so no device appears unseen in between
+    wire::ControlRequest watch;
+    watch.mutable_watch();
+    auto id = c_.Send(watch);
+    if (!id.ok()) return Fail(id.status());
+    watch_ = *id;
   }
-  int filled = static_cast<int>(40 * seq / s.target);
-  std::fprintf(stderr, "\r%s [%-40s] %llu/%llu", s.device.c_str(),
-               std::string(static_cast<size_t>(filled), '#').c_str(),
-               static_cast<unsigned long long>(seq),
-               static_cast<unsigned long long>(s.target));
-}
-
-void PrintSnapshot(const Options& o, Stream& s, const wire::Snapshot& snap) {
-  for (const auto& e : snap.chunk().entries()) {
-    s.kv[e.store()][e.key()] = PayloadJson(e.entry().value());
-  }
-  if (snap.index() + 1 < snap.header().chunks()) return;
-  uint64_t seq = snap.header().seq();
-  if (o.json) {
-    std::printf("%s\n",
-                Dump({{"device", s.device}, {"snapshot", seq}, {"kv", s.kv}}).c_str());
-  } else {
-    std::printf("%s snapshot %llu %s\n", s.device.c_str(),
-                static_cast<unsigned long long>(seq), Dump(s.kv).c_str());
-  }
-  s.kv = json::object();
-}
-
-void PrintRecord(const Options& o, const std::string& device, const wire::Record& r) {
-  if (o.json) {
-    std::printf("%s\n", Dump(EventJson(device, r)).c_str());
-  } else {
-    std::printf("%s %llu %s %s\n", device.c_str(),
-                static_cast<unsigned long long>(r.seq()), r.type().c_str(),
-                Dump(PayloadJson(r.payload())).c_str());
-  }
-}
-
-// Every device the node stores, with its head seq.
-Result<std::map<std::string, uint64_t>> Heads(ControlClient& c) {
-  wire::ControlRequest req;
-  req.mutable_status();
-  CAIRN_ASSIGN_OR_RETURN(wire::ControlReply r, c.Call(req));
-  std::map<std::string, uint64_t> out;
-  for (const auto& d : r.status().devices()) out[d.device()] = d.last();
-  return out;
-}
-
-// Prints replies until every tail is done; non-zero on an error.
-int Drain(const Options& o, ControlClient& c, std::map<uint64_t, Stream>& streams) {
+  wire::ControlRequest status;
+  status.mutable_status();
+  auto id = c_.Send(status);
+  if (!id.ok()) return Fail(id.status());
+  status_ = *id;
   int rc = 0;
-  while (!streams.empty()) {
-    auto r = c.Receive();
+  while (Busy()) {
+    auto r = c_.Receive();
     if (!r.ok()) return Fail(r.status());
-    auto it = streams.find(r->id());
-    if (it == streams.end()) continue;
-    if (r->has_error()) {
-      rc = Fail("tail " + it->second.device + ": " + r->error().message());
-    } else if (r->tail().has_snapshot()) {
-      PrintSnapshot(o, it->second, r->tail().snapshot());
+    if (r->id() == status_ || r->id() == watch_) {  // failures end the tail
+      int step = r->id() == status_ ? OnStatus(*r) : OnWatch(*r);
+      if (step != 0) return step;
+    } else if (OnTail(*r) != 0) {
+      rc = 1;  // the others go on
     }
-    for (const auto& rec : r->tail().records()) PrintRecord(o, it->second.device, rec);
-    std::fflush(stdout);
-    if (r->tail().records_size() > 0)
-      Progress(it->second, r->tail().records().rbegin()->seq());
-    if (r->tail().caught_up() || r->done()) Progress(it->second, UINT64_MAX);
-    if (r->done()) streams.erase(it);
   }
+  return rc;
+}
+
+Status LocalTail::Open(const std::string& device, uint64_t head) {
+  if (!devices_.insert(device).second) return Status::Ok();
+  wire::ControlRequest req;
+  req.mutable_tail()->set_device(device);
+  req.mutable_tail()->set_from(o_.from);
+  req.mutable_tail()->set_follow(o_.follow);
+  CAIRN_ASSIGN_OR_RETURN(uint64_t id, c_.Send(req));
+  streams_[id] = device;
+  printer_.Begin(device, o_.from, head);
+  return Status::Ok();
+}
+
+// Every device the node stores, with its head: what to tail now.
+int LocalTail::OnStatus(const wire::ControlReply& r) {
+  status_ = 0;
+  if (r.has_error()) return Fail(StatusOf(r.error()));
+  std::map<std::string, uint64_t> heads;
+  for (const auto& d : r.status().devices()) heads[d.device()] = d.last();
+  if (!o_.all) heads = {{o_.device, heads[o_.device]}};
+  for (const auto& [device, head] : heads) {
+    Status s = Open(device, head);
+    if (!s.ok()) return Fail(s);
+  }
+  return 0;
+}
+
+int LocalTail::OnWatch(const wire::ControlReply& r) {
+  if (r.has_error()) {
+    watch_ = 0;
+    return Fail("cannot watch for new devices: " + r.error().message());
+  }
+  Status s = Open(r.device_added().device(), 0);
+  return s.ok() ? 0 : Fail(s);
+}
+
+int LocalTail::OnTail(const wire::ControlReply& r) {
+  auto it = streams_.find(r.id());
+  if (it == streams_.end()) return 0;
+  const std::string device = it->second;
+  int rc = 0;
+  if (r.has_error()) {
+    rc = Fail("tail " + device + ": " + r.error().message());
+  } else if (r.tail().has_snapshot()) {
+    const wire::Snapshot& snap = r.tail().snapshot();
+    printer_.SnapshotChunk(device, snap.chunk());
+    if (snap.index() + 1 >= snap.header().chunks()) {
+      printer_.SnapshotEnd(device, snap.header().seq());
+    }
+  }
+  for (const auto& rec : r.tail().records()) printer_.Record(device, rec);
+  uint64_t at = r.tail().records_size() > 0 ? r.tail().records().rbegin()->seq() : 0;
+  if (r.tail().caught_up() || r.done()) at = UINT64_MAX;
+  printer_.Progress(device, at);
+  if (r.done()) streams_.erase(it);
   return rc;
 }
 
@@ -103,25 +128,10 @@ int Drain(const Options& o, ControlClient& c, std::map<uint64_t, Stream>& stream
 int Tail(const Options& o) {
   if (o.all == !o.device.empty()) return Fail("tail needs DEVICE or --all (not both)");
   if (o.from == 0) return Fail("--from starts at 1");
+  if (!o.peer.empty()) return TailPeer(o);
   auto client = ControlClient::Connect(o.data_dir);
   if (!client.ok()) return Fail(client.status());
-  auto heads = Heads(**client);
-  if (!heads.ok()) return Fail(heads.status());
-  std::map<std::string, uint64_t> devices = {{o.device, (*heads)[o.device]}};
-  if (o.all) devices = *heads;
-  bool bar = isatty(2) != 0;
-  std::map<uint64_t, Stream> streams;
-  for (const auto& [d, last] : devices) {
-    wire::ControlRequest req;
-    req.mutable_tail()->set_device(d);
-    req.mutable_tail()->set_from(o.from);
-    req.mutable_tail()->set_follow(o.follow);
-    auto id = (*client)->Send(req);
-    if (!id.ok()) return Fail(id.status());
-    streams[*id].device = d;
-    if (bar && last > o.from + kProgressAbove) streams[*id].target = last;
-  }
-  return Drain(o, **client, streams);
+  return LocalTail(o, **client).Run();
 }
 
 }  // namespace cairn::node::cli

@@ -9,6 +9,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "node/control_server_uv.h"
@@ -29,6 +30,7 @@ struct ControlServer::Client {
   bool closing = false;
   bool settling = false;  // inside Settle: nested calls return at once
   std::map<uint64_t, std::shared_ptr<Tail>> tails;  // by request id
+  std::set<uint64_t> watches;                       // ControlWatch request ids
   std::unique_ptr<char[]> read_buffer = std::make_unique<char[]>(kReadBufferBytes);
 };
 

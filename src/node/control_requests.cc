@@ -112,6 +112,8 @@ void ControlServer::Dispatch(Client& c, ControlRequest&& req) {
       return HandleStatus(c, id);
     case ControlRequest::kTail:
       return HandleTail(c, id, req.tail());
+    case ControlRequest::kWatch:
+      return HandleWatch(c, id);
     case ControlRequest::kKvGet:
     case ControlRequest::kKvList:
     case ControlRequest::kSnapshot:
@@ -180,6 +182,28 @@ void ControlServer::HandleTail(Client& c, uint64_t id, const wire::ControlTail& 
                                      std::max<uint64_t>(req.from(), 1), req.follow());
   c.tails.emplace(id, tail);
   tail->Start();
+}
+
+void ControlServer::HandleWatch(Client& c, uint64_t id) {
+  --c.in_flight;  // like tails, watches are counted apart
+  if (c.watches.size() >= kMaxWatchesPerClient || c.watches.count(id) != 0) {
+    Send(c.id,
+         ErrorReply(id, Status::ResourceExhausted("too many watches, or a reused id")));
+    return;
+  }
+  c.watches.insert(id);
+}
+
+void ControlServer::OnStreamChanged(const std::string& device) {
+  if (!known_devices_.insert(device).second) return;
+  for (auto& [cid, c] : clients_) {
+    for (uint64_t id : c->watches) {
+      ControlReply r;
+      r.set_id(id);
+      r.mutable_device_added()->set_device(device);
+      Send(cid, r);
+    }
+  }
 }
 
 void ControlServer::TailFinished(uint64_t client, uint64_t request) {

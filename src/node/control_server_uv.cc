@@ -41,6 +41,7 @@ Status ControlServer::Listen(const std::string& path) {
                                    std::to_string(sizeof(probe.sun_path) - 1) +
                                    " bytes; use a shorter --data path");
   }
+  for (const auto& s : journal_->Catalogue()) known_devices_.insert(s.device);
   unlink(path.c_str());  // a stale socket of a dead cairnd; we hold the data lock
   int rc = uv_pipe_init(loop_, &listener_, 0);
   if (rc != 0) return Status::IOError(UvError("uv_pipe_init", rc));
@@ -217,6 +218,7 @@ void ControlServer::CloseClient(Client& c) {
   c.closing = true;
   for (auto& [rid, tail] : c.tails) tail->Cancel();
   c.tails.clear();
+  c.watches.clear();
   uv_close(reinterpret_cast<uv_handle_t*>(&c.pipe), [](uv_handle_t* h) {
     auto* cl = static_cast<Client*>(h->data);
     cl->server->OnClientClosed(cl->id);
@@ -246,6 +248,7 @@ void ControlServer::Close(std::function<void()> done) {
   for (Client* c : all) {
     for (auto& [rid, tail] : c->tails) tail->Cancel();
     c->tails.clear();
+    c->watches.clear();
     Settle(*c);  // closes it now, or after its last in-flight reply
   }
   MaybeDone();

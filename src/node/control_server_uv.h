@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "base/status.h"
@@ -38,6 +39,7 @@ class ControlServer {
   static constexpr size_t kWriteHighWaterBytes = 8u << 20;
   static constexpr size_t kMaxClients = 256;
   static constexpr size_t kMaxTailsPerClient = 4096;
+  static constexpr size_t kMaxWatchesPerClient = 16;
   static constexpr uint32_t kDefaultKvListLimit = 1000;
 
   using StatusProvider = std::function<wire::ControlStatusReply()>;
@@ -54,6 +56,10 @@ class ControlServer {
   // Stops accepting and reading; lets appends in flight finish and reply, ends
   // tails, closes every connection; `done` runs once all is closed.
   void Close(std::function<void()> done);
+
+  // A stream changed (any commit); a device not seen before is announced to
+  // every ControlWatch. Loop thread.
+  void OnStreamChanged(const std::string& device);
 
   // ---- for Tail (loop thread)
   enum class SendResult { kGone, kOk, kCongested };
@@ -85,6 +91,7 @@ class ControlServer {
   void HandleStatus(Client& c, uint64_t id);
   void HandleRead(Client& c, uint64_t id, wire::ControlRequest&& req);
   void HandleTail(Client& c, uint64_t id, const wire::ControlTail& req);
+  void HandleWatch(Client& c, uint64_t id);
   void Finish(Client& c, uint64_t id, const wire::ControlReply& reply);
 
   uv_loop_t* loop_;
@@ -98,6 +105,7 @@ class ControlServer {
   std::function<void()> done_;
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::unique_ptr<Client>> clients_;
+  std::set<std::string> known_devices_;  // what watches were told of, and before
 };
 
 // "NotFound" for Status::Code::kNotFound, and so on.

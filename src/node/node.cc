@@ -131,6 +131,9 @@ Status Node::StartSync() {
     sync_ = std::make_unique<sync::SyncNode>(&loop_, journal_.get(), d, options);
     sync_->set_log([](const std::string& line) { CAIRN_LOG(kWarn) << "sync: " << line; });
     d->set_listener(sync_.get());
+    sync_->set_change_listener([this](const std::string& device) {
+      if (control_) control_->OnStreamChanged(device);  // new devices to watches
+    });
     sync_->Start();
   }
   return Status::Ok();

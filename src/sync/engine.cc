@@ -75,6 +75,11 @@ void Engine::OnPeerActive(const std::string& peer) {
   Send(peer, std::move(env));
 }
 
+void Engine::OnSubscriberActive(const std::string& name) {
+  OnPeerActive(name);
+  peers_[name].subscriber = true;
+}
+
 void Engine::OnPeerGone(const std::string& peer) {
   if (!peers_.erase(peer)) return;
   for (auto it = following_.begin(); it != following_.end();) {
@@ -137,6 +142,7 @@ void Engine::OnDrained(const std::string& peer) {
 }
 
 void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
+  if (peers_[peer].subscriber) return;  // it has nothing to offer
   heard_.insert(peer);
   auto& entries = peers_[peer].catalogue.entries;
   if (c.full()) entries.clear();
@@ -160,6 +166,7 @@ void Engine::Replan() {
   // A guarded device of ours is followed like any other until the guard lifts.
   for (const auto& device : guarded_) in.local[device].set_source(false);
   for (const auto& [peer, p] : peers_) {
+    if (p.subscriber) continue;
     in.peers[peer] = p.catalogue;
     for (const auto& [device, peer_id] : forked_) {
       if (peer_id == peer) in.peers[peer].entries.erase(device);

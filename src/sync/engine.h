@@ -10,6 +10,11 @@
 // subscribes through (see planner.h) and applies what arrives strictly in order,
 // one journal write at a time, granting credit back as writes complete.
 //
+// A subscriber (discovery's OnSubscriberActive: `cairn tail --peer`) is served
+// like a peer and told our catalogue and its changes, but it is never a source:
+// its catalogue is ignored, it is never planned for a device, and it does not
+// count as a peer that reported its heads to the restore guard.
+//
 // Thread-safety: none; one owner thread (the loop thread).
 #pragma once
 
@@ -85,6 +90,7 @@ class Engine {
 
   // ---- peers
   void OnPeerActive(const std::string& peer);
+  void OnSubscriberActive(const std::string& name);
   void OnPeerGone(const std::string& peer);
   // A peer's smoothed round-trip time: ranks otherwise equal peers (planner.h).
   void OnPeerRtt(const std::string& peer, int64_t rtt_us);
@@ -126,6 +132,7 @@ class Engine {
     uint64_t resync_from = 0;
   };
   struct Peer {
+    bool subscriber = false;  // serve it; never follow through it
     PeerCatalogue catalogue;
     std::map<std::string, Serve> serving;  // by device
   };

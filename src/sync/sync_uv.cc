@@ -113,12 +113,18 @@ void SyncNode::Drain() {
   for (const auto& device : changed) {
     auto info = journal_->Stream(device);
     if (info.ok()) engine_.OnLocalChange(*info);
+    if (change_listener_) change_listener_(device);
   }
   engine_.Flush();
 }
 
 void SyncNode::OnPeerActive(const std::string& node_id) {
   engine_.OnPeerActive(node_id);
+  Perform();
+}
+
+void SyncNode::OnSubscriberActive(const std::string& name) {
+  engine_.OnSubscriberActive(name);
   Perform();
 }
 

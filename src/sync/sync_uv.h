@@ -44,6 +44,7 @@ class SyncNode final : public discovery::PeerListener {
   void Stop(std::function<void()> done);
 
   void OnPeerActive(const std::string& node_id) override;
+  void OnSubscriberActive(const std::string& name) override;
   void OnPeerMessage(const std::string& node_id, wire::Envelope&& message) override;
   void OnPeerDrained(const std::string& node_id) override;
   void OnPeerRtt(const std::string& node_id, int64_t rtt_us) override;
@@ -55,6 +56,10 @@ class SyncNode final : public discovery::PeerListener {
   void set_outbound_filter_for_test(
       std::function<void(const std::string& peer, wire::Envelope&)> filter) {
     outbound_filter_ = std::move(filter);
+  }
+  // Told of every device committed to (loop thread), after the engine.
+  void set_change_listener(std::function<void(const std::string& device)> f) {
+    change_listener_ = std::move(f);
   }
   // Reports failures (a read that failed, a peer refused): default stderr.
   void set_log(std::function<void(const std::string&)> log) { log_ = std::move(log); }
@@ -84,6 +89,7 @@ class SyncNode final : public discovery::PeerListener {
   int in_flight_ = 0;
   std::function<void()> stopped_;
   std::function<void(const std::string&)> log_;
+  std::function<void(const std::string&)> change_listener_;
   std::function<void(const std::string&, wire::Envelope&)> outbound_filter_;
 
   std::mutex mu_;                  // guards changed_

@@ -1,0 +1,36 @@
+// The checks a device stream passes on its way in, trusting nothing but the CA:
+// the shape of a run of records, every chain link, the signature that closes a
+// chunk, and a snapshot's digest and signature. Journal::Apply, InstallSnapshot
+// and Verify use them, and so does StreamVerifier (stream_verifier.h), so a node
+// and a `cairn tail --peer` accept exactly the same streams.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "journal/identity.h"
+#include "journal/journal.h"
+
+namespace cairn::journal {
+
+// "record 7 of 'dev'", for error messages.
+std::string RecordName(const std::string& device, uint64_t seq);
+
+// Records must be sorted and contiguous, each carrying a 32-byte hash, within the
+// size limits of an append.
+Status CheckShape(const std::string& device, const std::vector<wire::Record>& records);
+
+// Checks that records[from..] chain from `prev` and returns the index of the last
+// signed record, whose signature must verify with `key`; -1 when none is signed.
+Result<long> CheckChain(const std::string& device, const DevicePublicKey& key,
+                        std::string prev, const std::vector<wire::Record>& records,
+                        size_t from);
+
+// A snapshot must be well formed, match its signed digest and carry the device's
+// signature.
+Status CheckSnapshot(const SnapshotData& snap, const DevicePublicKey& key);
+
+}  // namespace cairn::journal

@@ -1,0 +1,115 @@
+// The sync engine and subscribers (`cairn tail --peer`): served and told the
+// catalogue like any peer, but never followed, planned or counted as a peer.
+#include <gtest/gtest.h>
+
+#include "sync/engine.h"
+
+namespace cairn::sync {
+namespace {
+
+journal::StreamInfo Mine(const std::string& device, uint64_t last) {
+  journal::StreamInfo i;
+  i.device = device;
+  i.first = 1;
+  i.last = last;
+  i.source = true;
+  return i;
+}
+
+wire::Envelope SourceCatalogue(const std::string& device, uint64_t last) {
+  wire::Envelope e;
+  e.mutable_catalogue()->set_full(true);
+  auto* c = e.mutable_catalogue()->add_entries();
+  c->set_device(device);
+  c->set_last(last);
+  c->set_source(true);
+  return e;
+}
+
+size_t Count(const std::vector<Action>& actions, Action::Kind kind,
+             wire::Envelope::MsgCase msg = wire::Envelope::MSG_NOT_SET) {
+  size_t n = 0;
+  for (const auto& a : actions) {
+    n += a.kind == kind &&
+         (msg == wire::Envelope::MSG_NOT_SET || a.message.msg_case() == msg);
+  }
+  return n;
+}
+
+TEST(EngineSubscriberTest, GetsTheCatalogueAndItsChanges) {
+  Engine e;
+  e.SetLocal({Mine("d", 3)});
+  e.OnSubscriberActive("cli#1");
+  auto first = e.TakeActions();
+  ASSERT_EQ(Count(first, Action::Kind::kSend, wire::Envelope::kCatalogue), 1u);
+  EXPECT_TRUE(first[0].message.catalogue().full());
+  e.OnLocalChange(Mine("new", 1));
+  e.Flush();
+  auto delta = e.TakeActions();
+  ASSERT_EQ(Count(delta, Action::Kind::kSend, wire::Envelope::kCatalogue), 1u);
+  EXPECT_EQ(delta[0].peer, "cli#1");
+  EXPECT_EQ(delta[0].message.catalogue().entries(0).device(), "new");
+}
+
+TEST(EngineSubscriberTest, IsServedLikeAPeer) {
+  Engine e;
+  e.SetLocal({Mine("d", 10)});
+  e.OnSubscriberActive("cli#1");
+  (void)e.TakeActions();
+  wire::Envelope s;
+  s.mutable_subscribe()->set_device("d");
+  s.mutable_subscribe()->set_from(4);
+  s.mutable_subscribe()->set_credit(1000);
+  e.OnMessage("cli#1", s);
+  auto reads = e.TakeActions();
+  ASSERT_EQ(Count(reads, Action::Kind::kRead), 1u);
+  EXPECT_EQ(reads[0].from, 4u);
+}
+
+TEST(EngineSubscriberTest, IsNeverPlannedAsASource) {
+  Engine e;
+  e.OnSubscriberActive("cli#1");
+  (void)e.TakeActions();
+  e.OnMessage("cli#1", SourceCatalogue("d", 100));
+  EXPECT_EQ(Count(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kSubscribe), 0u);
+  EXPECT_EQ(e.Via("d"), "");
+  EXPECT_EQ(e.PeerLast("d"), 0u);
+  e.OnPeerActive("node");
+  e.OnMessage("node", SourceCatalogue("d", 50));
+  auto subs = e.TakeActions();
+  ASSERT_EQ(Count(subs, Action::Kind::kSend, wire::Envelope::kSubscribe), 1u);
+  EXPECT_EQ(e.Via("d"), "node");
+}
+
+TEST(EngineSubscriberTest, DoesNotCountAsAPeerThatReportedItsHeads) {
+  Engine e;
+  e.SetLocal({Mine("mine", 5)});
+  e.Guard({"mine"}, 1);
+  e.OnSubscriberActive("cli#1");
+  e.OnMessage("cli#1", SourceCatalogue("other", 1));
+  EXPECT_EQ(Count(e.TakeActions(), Action::Kind::kRelease), 0u);
+  EXPECT_EQ(e.guarded().size(), 1u);
+  e.OnPeerActive("node");
+  e.OnMessage("node", SourceCatalogue("other", 1));
+  EXPECT_EQ(Count(e.TakeActions(), Action::Kind::kRelease), 1u);
+}
+
+TEST(EngineSubscriberTest, ItsEndDropsWhatItWasServed) {
+  Engine e;
+  e.SetLocal({Mine("d", 10)});
+  e.OnSubscriberActive("cli#1");
+  wire::Envelope s;
+  s.mutable_subscribe()->set_device("d");
+  s.mutable_subscribe()->set_from(1);
+  s.mutable_subscribe()->set_credit(1000);
+  e.OnMessage("cli#1", s);
+  (void)e.TakeActions();
+  e.OnPeerGone("cli#1");
+  e.OnReadDone("cli#1", "d", "cert", journal::Delivery{});
+  e.OnLocalChange(Mine("d", 11));
+  e.Flush();
+  EXPECT_TRUE(e.TakeActions().empty());
+}
+
+}  // namespace
+}  // namespace cairn::sync
