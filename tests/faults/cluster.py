@@ -64,6 +64,8 @@ class Node:
         a = [c.cairnd, "--data", self.data, "--listen", self.address,
              "--ca", c.pki + "/ca.crt", "--cert", f"{c.pki}/{self.name}.crt",
              "--key", f"{c.pki}/{self.name}.key", "--peer-exchange", "off"]
+        if c.dead_interval_ms:
+            a += ["--dead-interval-ms", str(c.dead_interval_ms)]
         for p in self.peers:
             a += ["--peer", p() if callable(p) else p]
         if self.advertise:
@@ -111,7 +113,7 @@ class Node:
             time.sleep(0.02)
         raise RuntimeError(f"{self.name} not ready after {timeout}s; log {self.log_path}")
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         if self.alive():
             self.proc.send_signal(sig)
 
@@ -121,8 +123,8 @@ class Node:
             return None
         self.expected_exit = True
         if self.paused:
-            self.signal(signal.SIGCONT)
-        self.signal(sig)
+            self.send_signal(signal.SIGCONT)
+        self.send_signal(sig)
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -134,10 +136,10 @@ class Node:
 
     def pause(self):
         self.paused = True
-        self.signal(signal.SIGSTOP)
+        self.send_signal(signal.SIGSTOP)
 
     def resume(self):
-        self.signal(signal.SIGCONT)
+        self.send_signal(signal.SIGCONT)
         self.paused = False
 
     def cli(self, *args, timeout=10):
@@ -366,8 +368,9 @@ class Poller(threading.Thread):
 
 
 class Cluster:
-    def __init__(self, work, history, names):
+    def __init__(self, work, history, names, dead_interval_ms=None):
         self.work = work
+        self.dead_interval_ms = dead_interval_ms  # None: cairnd's default
         self.history = history
         bd = bin_dir()
         self.cairnd = os.path.join(bd, "cairnd")
