@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -140,9 +141,11 @@ def run_one(name, args, out_root):
     t0 = time.monotonic()
     r = Run(name, work, seed, args.long, dict(kv.split("=", 1) for kv in args.set))
     error = None
+    interrupted = False
     try:
         SCENARIOS[name](r, args.long)
-    except Exception:
+    except (Exception, KeyboardInterrupt) as e:
+        interrupted = isinstance(e, KeyboardInterrupt)
         error = traceback.format_exc()
         r.history.record("note", text="harness error: " + error[-1500:])
     finally:
@@ -164,10 +167,19 @@ def run_one(name, args, out_root):
         print(error, file=sys.stderr)
     print(f"faults: {name} took {rep.figures['wall_s']} s; report in {work}/report.txt",
           flush=True)
+    if interrupted:
+        raise SystemExit(f"faults: interrupted; histories in {out_root}")
     return rep.ok()
 
 
+def on_sigterm(signum, frame):
+    """A SIGTERM (ctest's timeout, a Ctrl-C'd parent) unwinds like an error, so
+    every scenario's cleanup runs."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main():
+    signal.signal(signal.SIGTERM, on_sigterm)
     ap = argparse.ArgumentParser(description="Cairn fault scenarios with a history checker")
     ap.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)}")
     ap.add_argument("--long", action="store_true", help="the long variant")
