@@ -303,7 +303,7 @@ class Writer(threading.Thread):
         self.unknown += max(0, hi - lo + 1)
         h.record("session_end", w=self.wid, device=self.device, session=s, rc=rc,
                  unknown=unknown, stderr=err[-300:])
-        if "refused" in err:
+        if f"append to {self.device} refused:" in err:
             # The CLI goes on printing the acks of batches sent after the refused
             # one, so acks can no longer be matched to payloads by counting.
             h.record("finding", what="append_refused", w=self.wid, device=self.device,
