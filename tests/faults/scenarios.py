@@ -13,10 +13,10 @@ FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
 
 def crash_source(run, long):
-    """SIGKILL of the source every 0.5-3 s (CI: 0.5-1.5 s) during a bulk append; it
+    """SIGKILL of the source every 0.5-3 s (CI: 0.5-1 s) during a bulk append; it
     restarts at once (its restore guard holds appends until B answers)."""
     kills = run.size("kills", 50, 200)
-    lo, hi = (0.5, 3.0) if long else (0.5, 1.5)
+    lo, hi = (0.5, 3.0) if long else (0.5, 1.0)
     c = run.cluster(["a", "b"])
     b = c.add("b")
     a = c.add("a", peers=[b.address])
@@ -48,8 +48,8 @@ def crash_line(run, long):
     for n in (a, b, cc):
         n.start()
     run.begin(c, devices=["a", "c"], params={"kills": kills})
-    c.writer(a, rate=800)
-    c.writer(cc, rate=200)
+    c.writer(a, rate=run.size("rate", 400, 800))
+    c.writer(cc, rate=run.size("rate_c", 100, 200))
     c.tail(cc, "a")
     c.tail(b, "a")
     c.tail(a, "c")
