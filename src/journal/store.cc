@@ -4,6 +4,15 @@
 #include <leveldb/filter_policy.h>
 
 namespace cairn::journal {
+namespace {
+
+Status Damaged(const std::string& path, const std::string& what) {
+  return Status::Corruption(path + " is damaged and cannot be trusted: " + what +
+                            ". Restore it from a backup, or move it aside so the "
+                            "node re-fills from its peers");
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   std::unique_ptr<Store> store(new Store());
@@ -28,16 +37,23 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
       return Status::Unavailable(
           options.path + " is in use by another process (LevelDB lock held): " + text);
     }
-    if (s.IsCorruption()) {
-      return Status::Corruption(options.path +
-                                " is damaged and cannot be trusted: " + text +
-                                ". Restore it from a backup, or move it aside so the "
-                                "node re-fills from its peers");
-    }
+    if (s.IsCorruption()) return Damaged(options.path, text);
     return store->Convert(s, "opening");
   }
   store->db_.reset(db);
+  if (options.verify_on_open) CAIRN_RETURN_IF_ERROR(store->VerifyAll());
   return store;
+}
+
+Status Store::VerifyAll() const {
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;
+  ro.fill_cache = false;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  }
+  if (it->status().IsCorruption()) return Damaged(path_, it->status().ToString());
+  return Convert(it->status(), "verifying");
 }
 
 Store::~Store() {

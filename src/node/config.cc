@@ -54,6 +54,11 @@ void AddFlags(CLI::App& app, DaemonConfig& c, RawFlags& raw) {
                "certificate on first start; listen on 127.0.0.1:7400");
   app.add_flag("--new-device", c.new_device,
                "start appending at once: this node's devices have no history elsewhere");
+  app.add_option("--dead-interval-ms", c.dead_interval_ms,
+                 "silence after which a peer counts as gone and is redialled; a "
+                 "ping goes out after a third of it")
+      ->check(CLI::Range(int64_t{300}, int64_t{3'600'000}))
+      ->capture_default_str();
   app.add_option("--log-level", c.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();

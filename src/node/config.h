@@ -9,6 +9,7 @@
 // Thread-safety: plain values and a pure function of argv and the file.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ struct DaemonConfig {
   bool sync_writes = true;
   bool dev = false;
   bool new_device = false;
+  // Silence after which an active peer counts as gone (discovery's dead interval);
+  // a ping goes out after a third of it. Fault tests shorten it.
+  int64_t dead_interval_ms = 30'000;
   std::string log_level = "info";
 };
 

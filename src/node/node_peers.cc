@@ -1,5 +1,6 @@
 #include "node/node_peers.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "base/clock.h"
@@ -39,6 +40,9 @@ struct PeerLayer::Impl {
     d.dns_names = c.dns_seeds;
     d.dns_server = c.dns_server;
     d.options.peer_exchange = c.peer_exchange;
+    d.options.dead_interval_ms = c.dead_interval_ms;
+    d.options.ping_interval_ms =
+        std::min(d.options.ping_interval_ms, c.dead_interval_ms / 3);
     d.log = [](const std::string& line) { CAIRN_LOG(kWarn) << "discovery: " << line; };
     return d;
   }

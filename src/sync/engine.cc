@@ -83,8 +83,18 @@ void Engine::OnSubscriberActive(const std::string& name) {
 void Engine::OnPeerGone(const std::string& peer) {
   if (!peers_.erase(peer)) return;
   for (auto it = following_.begin(); it != following_.end();) {
-    it = it->second.peer == peer && !it->second.applying ? following_.erase(it)
-                                                         : std::next(it);
+    Follow& f = it->second;
+    if (f.peer != peer) {
+      ++it;
+    } else if (!f.applying) {
+      it = following_.erase(it);
+    } else {
+      // Its subscription is gone with the connection, its apply is not: keep
+      // only that, so that a new connection to the same peer subscribes again.
+      f = Follow();
+      f.applying = f.stale_apply = true;
+      ++it;
+    }
   }
   Replan();
 }
@@ -198,7 +208,7 @@ void Engine::FollowThrough(const std::string& device, const std::string& peer) {
   const bool applying = f.applying;
   f = Follow();
   f.peer = peer;
-  f.applying = applying;
+  f.applying = f.stale_apply = applying;
   wire::Envelope sub;
   sub.mutable_subscribe()->set_device(device);
   sub.mutable_subscribe()->set_from(LocalEntry(device).last() + 1);

@@ -120,8 +120,11 @@ class Engine {
     bool header_sent = false;
   };
   struct Follow {
-    std::string peer;
+    std::string peer;  // empty: the peer went away while an apply was running
     bool applying = false;
+    // The apply in flight belongs to an earlier subscription (the peer went away,
+    // or we moved to another): its completion grants no credit on this one.
+    bool stale_apply = false;
     std::deque<wire::Envelope> queue;  // Events and Snapshot messages, in order
     uint64_t queued_bytes = 0;
     std::string cert_der;

@@ -230,8 +230,12 @@ void Engine::OnApplyDone(const std::string& peer, const std::string& device,
   if (it == following_.end()) return;
   Follow& f = it->second;
   f.applying = false;
-  if (f.peer != peer || !peers_.count(peer)) {  // we moved on meanwhile
-    if (!peers_.count(f.peer)) following_.erase(it);
+  if (f.stale_apply || f.peer != peer || !peers_.count(peer)) {  // we moved on
+    f.stale_apply = false;
+    if (!peers_.count(f.peer)) {
+      following_.erase(it);
+      return Replan();
+    }
     return ApplyNext(device);
   }
   if (status.code() == Status::Code::kFork) {

@@ -55,11 +55,13 @@ class Report:
                f"faults injected {f.get('faults_injected', 0)}"
                f"  ({', '.join(f'{k} {v}' for k, v in sorted(f.get('faults_by_name', {}).items()))})"]
         for d, s in sorted(self.devices.items()):
+            s = defaultdict(int, s)
             out.append(
                 f"device {d}: written {s['written']}, acknowledged {s['acknowledged']}, "
                 f"unknown {s['unknown']} ({s['unknown_present']} present), final last "
                 f"{s['final_last']}; lost {s['lost']} (prefix {s['lost_prefix']}, middle "
-                f"{s['lost_middle']}, tail {s['lost_tail']}), duplicated {s['duplicated']}, "
+                f"{s['lost_middle']}, tail {s['lost_tail']}), reordered {s['reordered']}, "
+                f"duplicated {s['duplicated']}, "
                 f"phantoms {s['phantoms']}, gaps {s['gaps']}, divergent seqs "
                 f"{s['divergent']}, tail deliveries {s['delivered']} "
                 f"({s['tail_errors']} wrong), replicas converged "
@@ -231,6 +233,9 @@ def check_replicas(D, rep, stats):
 
 
 def check_acked(D, canonical, rep, stats):
+    """Every acknowledged event at the seq its ack named. One held at another seq
+    is reordered (not lost); one held nowhere is lost: before the first held seq
+    (prefix), between held seqs (middle) or after the last (tail)."""
     base = min((d["base"] for d in D.dumps.values()), default=0)
     present = {}
     for seq, e in canonical.items():
@@ -247,9 +252,11 @@ def check_acked(D, canonical, rep, stats):
         if at is not None and key_of(at["payload"]) == key:
             continue
         if key in present:
-            rep.add("misplaced", device=D.name, key=list(key), acked_seq=seq,
+            rep.add("reordered", device=D.name, key=list(key), acked_seq=seq,
                     stored_seq=present[key])
-        lost.append(seq)
+            stats["reordered"] += 1
+        else:
+            lost.append(seq)
     for seq in lost:
         where = "tail" if seq > last else "prefix" if seq < first_present else "middle"
         stats["lost_" + where] += 1
@@ -259,9 +266,17 @@ def check_acked(D, canonical, rep, stats):
 
 
 def check_tails(D, canonical, rep, stats):
+    """The tails at one node form one chain: each resumes right after the last seq
+    the previous one delivered. Within the chain every seq is delivered once, in
+    order: a seq delivered again is a duplicate, one that arrives after a later seq
+    is reordered, one never delivered before a later seq is skipped."""
+    last = max(canonical, default=0)
     for node, tids in D.tail_order.items():
+        # What a tail delivered must be what its node holds in the end.
+        dump = D.dumps.get(node)
+        held = {e["seq"]: e for e in dump["events"]} if dump else canonical
         prev_last = None
-        seen = {}
+        delivered = {}  # seq -> key
         for tid in tids:
             t = D.tails[tid]
             if prev_last is not None and t["from"] != prev_last + 1:
@@ -273,38 +288,61 @@ def check_tails(D, canonical, rep, stats):
                     rep.add("tail_snapshot_behind", device=D.name, tail=tid,
                             snapshot=t["snapshot"], asked_from=t["from"])
                 expect = t["snapshot"] + 1
+            missing = set()
             for e in t["events"]:
                 stats["delivered"] += 1
-                if e["seq"] != expect:
-                    what = "tail_skip" if e["seq"] > expect else "tail_reorder"
-                    rep.add(what, device=D.name, tail=tid, expected=expect, got=e["seq"])
+                seq, key = e["seq"], key_of(e["payload"])
+                if seq in delivered:
+                    rep.add("tail_duplicate", device=D.name, tail=tid, seq=seq)
                     stats["tail_errors"] += 1
-                expect = e["seq"] + 1
-                key = key_of(e["payload"])
+                    expect = max(expect, seq + 1)
+                    continue
+                if seq in missing:
+                    rep.add("tail_reorder", device=D.name, tail=tid, seq=seq,
+                            after=expect - 1)
+                    stats["tail_errors"] += 1
+                    missing.discard(seq)
+                elif seq < expect:
+                    rep.add("tail_reorder", device=D.name, tail=tid, seq=seq,
+                            after=expect - 1)
+                    stats["tail_errors"] += 1
+                else:
+                    missing.update(range(expect, seq))
+                    expect = seq + 1
+                delivered[seq] = key
                 if key is None or key not in D.written:
-                    rep.add("tail_phantom", device=D.name, tail=tid, seq=e["seq"],
+                    rep.add("tail_phantom", device=D.name, tail=tid, seq=seq,
                             payload=e["payload"])
                     stats["tail_errors"] += 1
-                elif key in seen and seen[key] != e["seq"]:
-                    rep.add("tail_duplicate", device=D.name, tail=tid, key=list(key),
-                            seqs=[seen[key], e["seq"]])
-                    stats["tail_errors"] += 1
-                if key is not None:
-                    seen.setdefault(key, e["seq"])
-                c = canonical.get(e["seq"])
+                c = held.get(seq)
                 if c is None:
-                    rep.add("tail_beyond_replicas", device=D.name, tail=tid, seq=e["seq"])
+                    what = "tail_beyond_replicas" if seq > last else "tail_not_in_replicas"
+                    rep.add(what, device=D.name, tail=tid, seq=seq)
                     stats["tail_errors"] += 1
                 elif content(c) != content(e):
-                    rep.add("tail_wrong_event", device=D.name, tail=tid, seq=e["seq"],
+                    rep.add("tail_wrong_event", device=D.name, tail=tid, seq=seq,
                             delivered=e["payload"], stored=c["payload"])
                     stats["tail_errors"] += 1
+            for run in runs(sorted(missing)):
+                rep.add("tail_skip", device=D.name, tail=tid, seqs=run)
+                stats["tail_errors"] += 1
             if t["events"]:
-                prev_last = t["events"][-1]["seq"]
+                prev_last = expect - 1
             elif t["snapshot"] is not None:
                 prev_last = t["snapshot"]
             elif prev_last is None:
                 prev_last = t["from"] - 1
+
+
+def runs(seqs):
+    """[1, 2, 3, 7] -> [[1, 3], [7, 7]]"""
+    out = []
+    for s in seqs:
+        if out and out[-1][1] + 1 == s:
+            out[-1][1] = s
+        else:
+            out.append([s, s])
+    return out
 
 
 def check_convergence(D, canonical, nodes, rep, stats):
@@ -391,7 +429,8 @@ def check(records):
         "converged_wait_s": next((r["seconds"] for r in reversed(records)
                                   if r["kind"] == "converged"), None),
     }
-    for name in ("written", "acknowledged", "unknown", "lost", "duplicated", "phantoms",
+    for name in ("written", "acknowledged", "unknown", "lost", "reordered", "duplicated",
+                 "phantoms",
                  "gaps", "divergent", "delivered", "tail_errors"):
         rep.figures[name] = sum(s.get(name, 0) for s in rep.devices.values())
     if not devices:

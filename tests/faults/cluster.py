@@ -6,6 +6,7 @@ killed on request, and every process it started stopped by Cluster.close(), also
 after a failure. Writer, Tailer and Poller are threads that drive `cairn` and write
 what they see into the History.
 """
+import ctypes
 import json
 import os
 import shutil
@@ -18,6 +19,17 @@ import time
 from history import payload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+    """preexec_fn: the child gets SIGKILL when the harness dies (say a ctest
+    timeout), so no daemon or client outlives a run. Children are started and
+    reaped by threads that outlive them, as PR_SET_PDEATHSIG requires."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port():
@@ -64,6 +76,8 @@ class Node:
         a = [c.cairnd, "--data", self.data, "--listen", self.address,
              "--ca", c.pki + "/ca.crt", "--cert", f"{c.pki}/{self.name}.crt",
              "--key", f"{c.pki}/{self.name}.key", "--peer-exchange", "off"]
+        if c.dead_interval_ms:
+            a += ["--dead-interval-ms", str(c.dead_interval_ms)]
         for p in self.peers:
             a += ["--peer", p() if callable(p) else p]
         if self.advertise:
@@ -84,7 +98,8 @@ class Node:
         env.update(self.env)
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(self.args(new_device), stdout=log, stderr=log,
-                                     stdin=subprocess.DEVNULL, env=env)
+                                     stdin=subprocess.DEVNULL, env=env,
+                                     preexec_fn=die_with_parent)
         log.close()
         self.expected_exit = False
         self.paused = False
@@ -111,7 +126,7 @@ class Node:
             time.sleep(0.02)
         raise RuntimeError(f"{self.name} not ready after {timeout}s; log {self.log_path}")
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         if self.alive():
             self.proc.send_signal(sig)
 
@@ -121,8 +136,8 @@ class Node:
             return None
         self.expected_exit = True
         if self.paused:
-            self.signal(signal.SIGCONT)
-        self.signal(sig)
+            self.send_signal(signal.SIGCONT)
+        self.send_signal(sig)
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -134,10 +149,10 @@ class Node:
 
     def pause(self):
         self.paused = True
-        self.signal(signal.SIGSTOP)
+        self.send_signal(signal.SIGSTOP)
 
     def resume(self):
-        self.signal(signal.SIGCONT)
+        self.send_signal(signal.SIGCONT)
         self.paused = False
 
     def cli(self, *args, timeout=10):
@@ -224,7 +239,8 @@ class Writer(threading.Thread):
         p = subprocess.Popen([self.c.cairn, "--data", self.node.data, "append", self.device,
                               "--stdin", "--json", "--batch", str(self.batch)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, bufsize=1)
+                             stderr=subprocess.PIPE, text=True, bufsize=1,
+                             preexec_fn=die_with_parent)
         state = {"acked_n": self.next_n, "first_n": self.next_n, "written_to": self.next_n - 1}
         lock = threading.Lock()
 
@@ -287,6 +303,11 @@ class Writer(threading.Thread):
         self.unknown += max(0, hi - lo + 1)
         h.record("session_end", w=self.wid, device=self.device, session=s, rc=rc,
                  unknown=unknown, stderr=err[-300:])
+        if f"append to {self.device} refused:" in err:
+            # The CLI goes on printing the acks of batches sent after the refused
+            # one, so acks can no longer be matched to payloads by counting.
+            h.record("finding", what="append_refused", w=self.wid, device=self.device,
+                     session=s, stderr=err[-300:])
 
 
 class Tailer(threading.Thread):
@@ -314,7 +335,8 @@ class Tailer(threading.Thread):
             self.proc = subprocess.Popen(
                 [self.c.cairn, "--data", self.node.data, "tail", self.device, "--from",
                  str(self.next_from), "--follow", "--json"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                preexec_fn=die_with_parent)
             h.record("tail_start", tail=tid, node=self.node.name, device=self.device,
                      **{"from": self.next_from})
             for line in self.proc.stdout:
@@ -366,8 +388,9 @@ class Poller(threading.Thread):
 
 
 class Cluster:
-    def __init__(self, work, history, names):
+    def __init__(self, work, history, names, dead_interval_ms=None):
         self.work = work
+        self.dead_interval_ms = dead_interval_ms  # None: cairnd's default
         self.history = history
         bd = bin_dir()
         self.cairnd = os.path.join(bd, "cairnd")
@@ -453,7 +476,8 @@ class Cluster:
 
     def dump_one(self, node, device):
         p = subprocess.Popen([self.cairn, "--data", node.data, "tail", device, "--json"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=die_with_parent)
         count = 0
         for line in p.stdout:
             e = json.loads(line)

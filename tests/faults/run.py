@@ -1,6 +1,7 @@
 """Runs fault scenarios against real cairnd processes and checks their histories.
 
-  tests/faults/run [--long] [--seed N] [--keep] [--out DIR] [SCENARIO ...]
+  tests/faults/run [--long] [--seed N] [--keep] [--out DIR] [--set NAME=VALUE]
+                   [SCENARIO ...]
 
 Without SCENARIO, runs every scenario. CAIRN_BIN_DIR names the folder of the
 cairnd and cairn to test (default: the first of build/test/bin, build/node/bin,
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -24,19 +26,40 @@ from cluster import Cluster  # noqa: E402
 from history import History  # noqa: E402
 from scenarios import FAKETIME_LIB, SCENARIOS  # noqa: E402
 
+DEFAULT_DEAD_INTERVAL_MS = 30_000  # cairnd --dead-interval-ms default
+CI_DEAD_INTERVAL_MS = 3_000
+
 
 class Run:
     """What a scenario needs from the runner: a cluster with a history, the start
     of recording, and the common ending (heal, converge, dump)."""
 
-    def __init__(self, name, work, seed, long):
+    def __init__(self, name, work, seed, long, overrides=None):
         self.name, self.work, self.seed, self.long = name, work, seed, long
+        self.overrides = dict(overrides or {})
         self.history = History(os.path.join(work, "history.jsonl"))
         self.c = None
 
     def cluster(self, names):
-        self.c = Cluster(self.work, self.history, names)
+        self.c = Cluster(self.work, self.history, names,
+                         dead_interval_ms=self.dead_interval_ms)
         return self.c
+
+    def size(self, name, ci, long):
+        """A scenario's size `name`: CI-sized, long, or as --set NAME=VALUE says."""
+        if name in self.overrides:
+            return type(ci)(self.overrides[name])
+        return long if self.long else ci
+
+    @property
+    def dead_interval_ms(self):
+        """CI-sized runs shorten cairnd's dead interval (30 s) so that a pause or a
+        stall past it takes seconds; the long run keeps the default."""
+        return None if self.long else CI_DEAD_INTERVAL_MS
+
+    @property
+    def dead_interval_s(self):
+        return (self.dead_interval_ms or DEFAULT_DEAD_INTERVAL_MS) / 1000
 
     def begin(self, c, devices, params):
         c.history.record("meta", scenario=self.name, nodes=sorted(c.nodes),
@@ -116,11 +139,13 @@ def run_one(name, args, out_root):
     print(f"faults: {name} ({'long' if args.long else 'CI-sized'}, seed {seed}) in {work}",
           flush=True)
     t0 = time.monotonic()
-    r = Run(name, work, seed, args.long)
+    r = Run(name, work, seed, args.long, dict(kv.split("=", 1) for kv in args.set))
     error = None
+    interrupted = False
     try:
         SCENARIOS[name](r, args.long)
-    except Exception:
+    except (Exception, KeyboardInterrupt) as e:
+        interrupted = isinstance(e, KeyboardInterrupt)
         error = traceback.format_exc()
         r.history.record("note", text="harness error: " + error[-1500:])
     finally:
@@ -142,16 +167,27 @@ def run_one(name, args, out_root):
         print(error, file=sys.stderr)
     print(f"faults: {name} took {rep.figures['wall_s']} s; report in {work}/report.txt",
           flush=True)
+    if interrupted:
+        raise SystemExit(f"faults: interrupted; histories in {out_root}")
     return rep.ok()
 
 
+def on_sigterm(signum, frame):
+    """A SIGTERM (ctest's timeout, a Ctrl-C'd parent) unwinds like an error, so
+    every scenario's cleanup runs."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main():
+    signal.signal(signal.SIGTERM, on_sigterm)
     ap = argparse.ArgumentParser(description="Cairn fault scenarios with a history checker")
     ap.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)}")
     ap.add_argument("--long", action="store_true", help="the long variant")
     ap.add_argument("--seed", type=int, help="seed of the fault schedule")
     ap.add_argument("--out", help="folder for histories, reports and logs")
     ap.add_argument("--keep", action="store_true", help="keep the folder after a pass")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a scenario size (e.g. kills=3)")
     args = ap.parse_args()
     names = args.scenarios or list(SCENARIOS)
     for n in names:

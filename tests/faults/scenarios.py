@@ -9,15 +9,13 @@ import time
 from cluster import copy_dir
 from proxy import Proxy, Refuser
 
-# cairnd's dead interval (src/discovery/options.h); it has no flag.
-DEAD_INTERVAL_S = 30
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
 
 def crash_source(run, long):
     """SIGKILL of the source every 0.5-3 s (CI: 0.5-1 s) during a bulk append; it
     restarts at once (its restore guard holds appends until B answers)."""
-    kills = 300 if long else 50
+    kills = run.size("kills", 50, 200)
     lo, hi = (0.5, 3.0) if long else (0.5, 1.0)
     c = run.cluster(["a", "b"])
     b = c.add("b")
@@ -25,7 +23,7 @@ def crash_source(run, long):
     b.start()
     a.start()
     run.begin(c, devices=["a"], params={"kills": kills, "interval_s": [lo, hi]})
-    c.writer(a, rate=1000)
+    c.writer(a, rate=run.size("rate", 300, 1000))
     c.tail(a, "a")
     c.tail(b, "a")
     rng = random.Random(run.seed)
@@ -42,7 +40,7 @@ def crash_source(run, long):
 def crash_line(run, long):
     """A - B - C, appends at A and C: SIGKILL of the relay B and the subscriber C,
     down 0.2-2 s each, with tails at B and C."""
-    kills = 120 if long else 14
+    kills = run.size("kills", 14, 80)
     c = run.cluster(["a", "b", "c"])
     a = c.add("a")
     b = c.add("b", peers=[a.address])
@@ -50,8 +48,8 @@ def crash_line(run, long):
     for n in (a, b, cc):
         n.start()
     run.begin(c, devices=["a", "c"], params={"kills": kills})
-    c.writer(a, rate=800)
-    c.writer(cc, rate=200)
+    c.writer(a, rate=run.size("rate", 400, 800))
+    c.writer(cc, rate=run.size("rate_c", 100, 200))
     c.tail(cc, "a")
     c.tail(b, "a")
     c.tail(a, "c")
@@ -72,8 +70,8 @@ def crash_line(run, long):
 def pause(run, long):
     """A - B - C: SIGSTOP of a node for longer than the dead interval, then
     SIGCONT; appends at A and C go on throughout."""
-    victims = ["b", "c", "a", "b"] if long else ["b"]
-    hold = DEAD_INTERVAL_S + (10 if long else 3)
+    victims = ["b", "c", "a"] if long else ["b"]
+    hold = run.dead_interval_s * 1.5 + (5 if long else 0)
     c = run.cluster(["a", "b", "c"])
     a = c.add("a")
     b = c.add("b", peers=[a.address])
@@ -121,7 +119,7 @@ def network(run, long):
     c.tail(b, "a")
     rng = random.Random(run.seed)
     scale = 3 if long else 1
-    rounds = 4 if long else 1
+    rounds = run.size("rounds", 1, 3)
     for r in range(rounds):
         time.sleep(2)
         pa.delay(rng.choice([50, 200, 500]))
@@ -130,7 +128,7 @@ def network(run, long):
         pa.heal(), pc.heal()
         time.sleep(1)
         pa.stall()
-        time.sleep(5 if not long else rng.choice([5, 15, DEAD_INTERVAL_S + 5]))
+        time.sleep(5 if not long else rng.choice([5, 15, run.dead_interval_s + 5]))
         pa.heal()
         time.sleep(1)
         for _ in range(3 * scale):
@@ -138,7 +136,7 @@ def network(run, long):
             time.sleep(rng.uniform(0.3, 1.5))
         direction = rng.choice(["up", "down"])
         pa.discard(direction)
-        time.sleep(5 if not long else rng.choice([5, DEAD_INTERVAL_S + 5]))
+        time.sleep(5 if not long else rng.choice([5, run.dead_interval_s + 5]))
         pa.heal()
         time.sleep(1)
         pc.partition()
@@ -160,7 +158,7 @@ def storage(run, long):
     and its restore guard must catch it up before it appends again. Then a bit
     flipped in a LevelDB file of replica B must stop B's start-up; B started empty
     is refilled from A and C."""
-    rounds = 5 if long else 1
+    rounds = run.size("rounds", 1, 5)
     c = run.cluster(["a", "b", "c"])
     b = c.add("b")
     cc = c.add("c")
@@ -218,7 +216,10 @@ def bitflip(run, c, node, r):
     victim = os.path.join(jdir, pick[-1])
     size = os.path.getsize(victim)
     rng = random.Random(run.seed + r)
-    offset = rng.randrange(size // 4, size - 16)
+    # In a table, a bit of its data blocks: LevelDB skips a damaged filter block
+    # (it only speeds up reads), so a flip there is no damage to detect.
+    end = table_data_end(victim) if victim.endswith(".ldb") else size
+    offset = rng.randrange(min(16, end - 1), end)
     with open(victim, "r+b") as f:
         f.seek(offset)
         byte = f.read(1)[0]
@@ -228,10 +229,10 @@ def bitflip(run, c, node, r):
                      detail=f"{os.path.basename(victim)} offset {offset} of {size}")
     before = os.path.getsize(node.log_path)
     node.start(wait=False)
-    try:
-        rc = node.proc.wait(timeout=30)
-    except Exception:
-        rc = None
+    deadline = time.monotonic() + 60
+    while node.proc.poll() is None and not node.ready() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rc = node.proc.poll()  # None: it started serving (or hung) on damaged storage
     node.expected_exit = True
     with open(node.log_path, errors="replace") as f:
         f.seek(before)
@@ -250,6 +251,34 @@ def bitflip(run, c, node, r):
     node.start(new_device=False)
     c.history.record("fault", name="bitflip", node=node.name, phase="heal",
                      detail="started empty")
+
+
+def table_data_end(path):
+    """Where the data blocks of a LevelDB table end: the offset of its first meta
+    block (the filter), else of its metaindex block (see leveldb table_format.md:
+    data blocks, meta blocks, metaindex, index, 48-byte footer)."""
+    def varint(buf, i):
+        v = shift = 0
+        while True:
+            b = buf[i]
+            v |= (b & 0x7F) << shift
+            i += 1
+            if b < 0x80:
+                return v, i
+            shift += 7
+    with open(path, "rb") as f:
+        data = f.read()
+    footer = data[-48:]
+    meta_off, i = varint(footer, 0)
+    meta_size, _ = varint(footer, i)
+    block = data[meta_off:meta_off + meta_size]
+    if meta_size > 8:  # entry 0: shared, non_shared, value length, key, value
+        _, i = varint(block, 0)
+        non_shared, i = varint(block, i)
+        _, i = varint(block, i)
+        filter_off, _ = varint(block, i + non_shared)
+        return filter_off
+    return meta_off
 
 
 def time_jump(run, long):
@@ -271,7 +300,7 @@ def time_jump(run, long):
     c.writer(a, rate=300)
     c.tail(b, "a")
     c.tail(a, "a")
-    hold = 20 if long else 3
+    hold = 10 if long else 3
     for node, offset in [("a", "+1h"), ("a", "-1h"), ("b", "+1h"), ("b", "-1h")]:
         time.sleep(hold)
         c.history.record("fault", name="clock_jump", node=node, phase="start",

@@ -246,7 +246,8 @@ TEST_F(NodeTest, SigtermCommitsOrRefusesAppendsInFlightAndExitsCleanly) {
 TEST_F(NodeTest, ConfigFileIsReadAndFlagsWinOverIt) {
   std::string config = data_ + ".toml";
   std::ofstream(config) << "data = \"" << data_ << ".not-this\"\n"
-                        << "snapshot-every = 2\ndev = true\n";
+                        << "snapshot-every = 2\ndev = true\n"
+                        << "dead-interval-ms = 3000\n";
   auto child = std::make_unique<Child>(
       std::vector<std::string>{CAIRND_BIN, "--config", config, "--data", data_,
                                "--listen", "127.0.0.1:0"},
@@ -336,9 +337,12 @@ TEST_F(NodeTest, BadFlagsAreUsageErrors) {
   EXPECT_EQ(help.exit_code, 0);
   for (const char* f : {"--data", "--listen", "--peer", "--dns-seed", "--peer-exchange",
                         "--ca", "--cert", "--key", "--device-cert", "--snapshot-every",
-                        "--sync-writes", "--config", "--dev"}) {
+                        "--sync-writes", "--config", "--dev", "--dead-interval-ms"}) {
     EXPECT_NE(help.out.find(f), std::string::npos) << f;
   }
+  RunResult dead = Daemon({"--dev", "--data", data_, "--dead-interval-ms", "10"});
+  EXPECT_NE(dead.exit_code, 0);
+  EXPECT_NE(dead.err.find("dead-interval-ms"), std::string::npos) << dead.err;
 }
 
 }  // namespace

@@ -184,5 +184,56 @@ TEST(EngineTest, AForkStopsFollowingThatPeerForTheDevice) {
   EXPECT_EQ(e.Via("d"), "");
 }
 
+// Discovery replaces a connection to the same peer with OnPeerGone then
+// OnPeerActive. A device whose apply was still running when the old connection
+// went must be subscribed again on the new one (the fault harness found a
+// subscriber stuck 64 events behind its relay for good after such a swap).
+TEST(EngineTest, AReplacedConnectionSubscribesAgainWhileAnApplyRuns) {
+  Engine e;
+  e.OnPeerActive("src");
+  e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
+  wire::Envelope m;
+  m.mutable_events()->set_device("d");
+  m.mutable_events()->add_records()->set_seq(1);
+  e.OnMessage("src", m);
+  auto applies = Of(e.TakeActions(), Action::Kind::kApply);
+  ASSERT_EQ(applies.size(), 1u);
+  e.OnPeerGone("src");
+  e.OnPeerActive("src");
+  e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
+  auto subs = Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kSubscribe);
+  ASSERT_EQ(subs.size(), 1u) << "not subscribed on the new connection";
+  EXPECT_EQ(subs[0].peer, "src");
+  EXPECT_EQ(e.Via("d"), "src");
+  m.mutable_events()->mutable_records(0)->set_seq(2);
+  e.OnMessage("src", m);
+  EXPECT_TRUE(Of(e.TakeActions(), Action::Kind::kApply).empty())
+      << "two journal writes in flight for one device";
+  e.OnApplyDone("src", "d", Status::Ok(), applies[0].credit);
+  auto next = e.TakeActions();
+  EXPECT_TRUE(Of(next, Action::Kind::kSend, wire::Envelope::kCredit).empty())
+      << "credit for what the old connection delivered";
+  EXPECT_EQ(Of(next, Action::Kind::kApply).size(), 1u);
+}
+
+TEST(EngineTest, AnApplyOutlivingItsPeerLeavesTheDeviceToBeFollowedAgain) {
+  Engine e;
+  e.OnPeerActive("src");
+  e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
+  wire::Envelope m;
+  m.mutable_events()->set_device("d");
+  m.mutable_events()->add_records()->set_seq(1);
+  e.OnMessage("src", m);
+  auto applies = Of(e.TakeActions(), Action::Kind::kApply);
+  ASSERT_EQ(applies.size(), 1u);
+  e.OnPeerGone("src");
+  e.OnApplyDone("src", "d", Status::Ok(), applies[0].credit);
+  EXPECT_TRUE(e.TakeActions().empty());
+  e.OnPeerActive("src");
+  e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
+  EXPECT_EQ(Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kSubscribe).size(),
+            1u);
+}
+
 }  // namespace
 }  // namespace cairn::sync
