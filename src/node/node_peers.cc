@@ -4,26 +4,15 @@
 #include <utility>
 
 #include "base/clock.h"
+#include "discovery/address.h"
+#include "discovery/discovery_uv.h"
+#include "discovery/peer_store.h"
 #include "node/log.h"
 #include "tls/endpoint_uv.h"
 
-#if CAIRN_NODE_WITH_DISCOVERY
-#include "discovery/discovery_uv.h"
-#include "discovery/peer_store.h"
-#endif
-
 namespace cairn::node {
 
-namespace {
-
-std::string JoinHostPort(const std::string& host, int port) {
-  bool v6 = host.find(':') != std::string::npos;
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
-
-}  // namespace
-
-#if CAIRN_NODE_WITH_DISCOVERY
+using discovery::JoinHostPort;
 
 struct PeerLayer::Impl {
   Impl(uv_loop_t* loop, std::shared_ptr<const tls::Context> context,
@@ -82,38 +71,6 @@ std::vector<wire::ControlPeer> PeerLayer::Peers() const {
 }
 
 discovery::Discovery* PeerLayer::discovery() { return &impl_->discovery; }
-
-#else  // without src/discovery: hold the port only
-
-struct PeerLayer::Impl {
-  Impl(uv_loop_t* loop, std::shared_ptr<const tls::Context> context, const DaemonConfig&,
-       leveldb::DB*)
-      : endpoint(loop, std::move(context)) {}
-  tls::Endpoint endpoint;
-  bool started = false;
-};
-
-Status PeerLayer::Start() {
-  impl_->started = true;
-  tls::ConnectionCallbacks cb;
-  cb.on_open = [](tls::Connection& c) { c.Close("this node has no peer layer"); };
-  auto port = impl_->endpoint.Listen(config_host_, config_port_, cb);
-  if (!port.ok()) return port.status();
-  listen_address_ = JoinHostPort(config_host_, *port);
-  CAIRN_LOG(kWarn) << "built without src/discovery: peers are not dialled";
-  return Status::Ok();
-}
-
-void PeerLayer::Stop(std::function<void()> done) {
-  if (!impl_->started) return done();
-  impl_->endpoint.Close(std::move(done));
-}
-
-std::vector<wire::ControlPeer> PeerLayer::Peers() const { return {}; }
-
-discovery::Discovery* PeerLayer::discovery() { return nullptr; }
-
-#endif
 
 PeerLayer::PeerLayer(uv_loop_t* loop, std::shared_ptr<const tls::Context> context,
                      const DaemonConfig& config, leveldb::DB* db)

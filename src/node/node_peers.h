@@ -1,8 +1,6 @@
-// PeerLayer: the node's peer side, wrapped for Node. Built with src/discovery
-// (CAIRN_NODE_WITH_DISCOVERY), it runs a discovery::Discovery: listening,
-// seeds, DNS, peer exchange, heartbeats, and its peers in `cairn status`.
-// Without it, it only holds the listening port (accepting and closing) so that
-// the node's address is reserved and a port in use is still reported.
+// PeerLayer: the node's peer side, wrapped for Node. It runs a
+// discovery::Discovery: listening, seeds, DNS, peer exchange, heartbeats, and its
+// peers in `cairn status`.
 //
 // Sync attaches to discovery() with set_listener (see Node::StartSync).
 //
