@@ -50,4 +50,10 @@ class Child {
 // the deadline passes. True when it accepts.
 bool WaitForSocket(const std::string& path, Child& child, int timeout_ms);
 
+// The whole text of a file ("" when it cannot be read).
+std::string Slurp(const std::string& path);
+
+// A loopback TCP port that was free a moment ago (bound, read, closed).
+int FreePort();
+
 }  // namespace cairn::testing
