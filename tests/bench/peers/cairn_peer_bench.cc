@@ -195,12 +195,7 @@ int Wait(const Flags& f) {
 
 int main(int argc, char** argv) {
   using namespace cairn::bench;
-  const std::string cmd = argc > 1 ? argv[1] : "";
-  const Flags flags(argc, argv, 2);
-  if (cmd == "append") return Append(flags);
-  if (cmd == "publish") return Publish(flags);
-  if (cmd == "follow") return Follow(flags);
-  if (cmd == "wait") return Wait(flags);
-  Die("usage: cairn_peer_bench append|publish|follow|wait --flag value ... (see the "
-      "source)");
+  return RunCommand(
+      argc, argv, "cairn_peer_bench",
+      {{"append", Append}, {"publish", Publish}, {"follow", Follow}, {"wait", Wait}});
 }

@@ -186,22 +186,16 @@ int Follow(const Flags& f) {
   return 0;
 }
 
-int Run(const std::string& cmd, const Flags& flags) {
-  if (cmd == "append") return Append(flags);
-  if (cmd == "catchup") return Catchup(flags);
-  if (cmd == "publish") return Publish(flags);
-  if (cmd == "follow") return Follow(flags);
-  Die("usage: nats_peer_bench append|catchup|publish|follow --flag value ... (see the "
-      "source)");
-}
-
 }  // namespace
 }  // namespace cairn::bench
 
 int main(int argc, char** argv) {
-  const std::string cmd = argc > 1 ? argv[1] : "";
-  const cairn::bench::Flags flags(argc, argv, 2);
-  const int rc = cairn::bench::Run(cmd, flags);
+  using namespace cairn::bench;
+  const int rc = RunCommand(argc, argv, "nats_peer_bench",
+                            {{"append", Append},
+                             {"catchup", Catchup},
+                             {"publish", Publish},
+                             {"follow", Follow}});
   nats_Close();
   return rc;
 }

@@ -114,4 +114,17 @@ void Die(const std::string& message) {
   std::exit(1);
 }
 
+int RunCommand(int argc, char** argv, const char* program,
+               std::initializer_list<Command> commands) {
+  const std::string cmd = argc > 1 ? argv[1] : "";
+  const Flags flags(argc, argv, 2);
+  std::string names;
+  for (const Command& c : commands) {
+    if (cmd == c.name) return c.run(flags);
+    names += (names.empty() ? "" : "|") + std::string(c.name);
+  }
+  Die(std::string("usage: ") + program + " " + names +
+      " --flag value ... (see the source)");
+}
+
 }  // namespace cairn::bench

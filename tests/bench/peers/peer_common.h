@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <string_view>
@@ -64,5 +65,15 @@ class Latencies {
 // Prints one line to stdout and flushes it (the run script reads it at once).
 void PrintLine(const std::string& line);
 [[noreturn]] void Die(const std::string& message);
+
+// One sub-command of a client: `PROGRAM NAME --flag value ...`.
+struct Command {
+  const char* name;
+  int (*run)(const Flags& flags);
+};
+// Runs the command named by argv[1] with the flags after it; an unknown one ends
+// the run with the usage line listing `commands`.
+int RunCommand(int argc, char** argv, const char* program,
+               std::initializer_list<Command> commands);
 
 }  // namespace cairn::bench

@@ -165,12 +165,9 @@ int Follow(const Flags& f) {
 
 int main(int argc, char** argv) {
   using namespace cairn::bench;
-  const std::string cmd = argc > 1 ? argv[1] : "";
-  const Flags flags(argc, argv, 2);
-  if (cmd == "append") return Append(flags);
-  if (cmd == "catchup") return Catchup(flags);
-  if (cmd == "publish") return Publish(flags);
-  if (cmd == "follow") return Follow(flags);
-  Die("usage: redis_peer_bench append|catchup|publish|follow --flag value ... (see the "
-      "source)");
+  return RunCommand(argc, argv, "redis_peer_bench",
+                    {{"append", Append},
+                     {"catchup", Catchup},
+                     {"publish", Publish},
+                     {"follow", Follow}});
 }
