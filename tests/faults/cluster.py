@@ -61,7 +61,6 @@ class Node:
         self.advertise = advertise
         self.env = dict(env or {})
         self.proc = None
-        self.expected_exit = False
         self.started_once = False
         self.paused = False
         self.log_path = self.data + ".log"
@@ -86,7 +85,9 @@ class Node:
             a.append("--new-device")
         return a
 
-    def start(self, new_device=None, wait=True, timeout=30):
+    def start(self, new_device=None, wait=True, timeout=30, expect_exit=False):
+        """Starts the daemon; `expect_exit`: it is meant to refuse to start, so its
+        exit is no crash."""
         assert self.proc is None or self.proc.poll() is not None, self.name
         if new_device is None:
             new_device = not self.started_once
@@ -97,11 +98,14 @@ class Node:
         env = dict(os.environ)
         env.update(self.env)
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(self.args(new_device), stdout=log, stderr=log,
-                                     stdin=subprocess.DEVNULL, env=env,
-                                     preexec_fn=die_with_parent)
+        proc = subprocess.Popen(self.args(new_device), stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, env=env,
+                                preexec_fn=die_with_parent)
         log.close()
-        self.expected_exit = False
+        # The flag lives on the process object, so the poller thread never pairs
+        # a new process with the old one's flag (or the other way round).
+        proc.expected_exit = expect_exit
+        self.proc = proc
         self.paused = False
         self.started_once = True
         self.cluster.history.record("process", node=self.name, event="start",
@@ -134,7 +138,7 @@ class Node:
         """Stops the daemon with `sig` (SIGKILL: a crash) and reaps it."""
         if self.proc is None:
             return None
-        self.expected_exit = True
+        self.proc.expected_exit = True
         if self.paused:
             self.send_signal(signal.SIGCONT)
         self.send_signal(sig)
@@ -175,10 +179,11 @@ class Node:
 
     def check_exit(self):
         """Records an exit nobody asked for (a crash of the daemon)."""
-        if self.proc is not None and not self.expected_exit and self.proc.poll() is not None:
-            self.expected_exit = True
+        proc = self.proc
+        if proc is not None and not proc.expected_exit and proc.poll() is not None:
+            proc.expected_exit = True
             self.cluster.history.record("process", node=self.name, event="exit",
-                                        pid=self.proc.pid, rc=self.proc.returncode,
+                                        pid=proc.pid, rc=proc.returncode,
                                         expected=False)
 
     def scan_log(self):

@@ -228,12 +228,11 @@ def bitflip(run, c, node, r):
     c.history.record("fault", name="bitflip", node=node.name, phase="start",
                      detail=f"{os.path.basename(victim)} offset {offset} of {size}")
     before = os.path.getsize(node.log_path)
-    node.start(wait=False)
+    node.start(wait=False, expect_exit=True)
     deadline = time.monotonic() + 60
     while node.proc.poll() is None and not node.ready() and time.monotonic() < deadline:
         time.sleep(0.05)
     rc = node.proc.poll()  # None: it started serving (or hung) on damaged storage
-    node.expected_exit = True
     with open(node.log_path, errors="replace") as f:
         f.seek(before)
         said = f.read()[-2000:]
