@@ -192,7 +192,8 @@ class Bench:
     def one_run(self, run):
         res = {s: {} for s in SYSTEMS}
         res["load"] = {"start": _load()}
-        for size, n in ((100, self.n100), (1024, self.n1k)):
+        only = self.args.only
+        for size, n in ((100, self.n100), (1024, self.n1k)) if only != "live" else ():
             for durable in (False, True):
                 key = f"append_{size}_{'durable' if durable else 'fast'}"
                 for s in SYSTEMS:
@@ -202,7 +203,7 @@ class Bench:
                     res[s][key] = out["append"]
                     if "catchup" in out:
                         res[s]["catchup"] = out["catchup"]
-        for s in SYSTEMS:
+        for s in SYSTEMS if only != "append" else ():
             print(f"run {run}: {s} live", flush=True)
             res[s]["live"] = self.live_case(s, run)
         res["load"]["end"] = _load()
@@ -241,6 +242,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="small counts, one run: a smoke run")
     p.add_argument("--runs", type=int, default=None, help="runs (default 3, --quick 1)")
     p.add_argument("--out", default=None, help="where to write (default BUILD/results)")
+    p.add_argument("--only", choices=("all", "append", "live"), default="all",
+                   help="one part: append (with the catch-up of its stream) or live")
     args = p.parse_args()
     if args.runs is None:
         args.runs = 1 if args.quick else 3
