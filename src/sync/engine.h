@@ -36,10 +36,18 @@ namespace cairn::sync {
 struct SyncOptions {
   uint64_t initial_credit_bytes = 8u << 20;  // granted with each Subscribe
   size_t read_chunk_bytes = 512u << 10;      // asked of the journal per read
-  uint64_t switch_margin = 64;               // see planner.h
-  int64_t rtt_switch_min_us = 1000;          // see planner.h
-  size_t max_catalogue_entries = 100000;     // per peer
-  size_t max_snapshot_bytes = 256u << 20;    // one snapshot being received
+  // Credit is granted back once this much is owed (at most half the initial
+  // credit, so the source never waits on it): one Credit message per this many
+  // bytes applied, not one per write, which at live rates is one per event.
+  uint64_t credit_batch_bytes = 256u << 10;
+  // SyncNode sends catalogue deltas at most this often (0: every loop turn). A
+  // peer following a stream learns of new records from the records; the delta
+  // is for the others, and one per commit costs every peer a message per event.
+  int64_t catalogue_flush_ms = 10;
+  uint64_t switch_margin = 64;             // see planner.h
+  int64_t rtt_switch_min_us = 1000;        // see planner.h
+  size_t max_catalogue_entries = 100000;   // per peer
+  size_t max_snapshot_bytes = 256u << 20;  // one snapshot being received
   // Restore guard: hold appends to our own devices until `guard_expected_peers`
   // peers have told us their heads (catching our streams up from them first), or
   // until guard_timeout_ms. Off with no configured peers or with --new-device.
@@ -127,6 +135,7 @@ class Engine {
     bool stale_apply = false;
     std::deque<wire::Envelope> queue;  // Events and Snapshot messages, in order
     uint64_t queued_bytes = 0;
+    uint64_t credit_owed = 0;  // applied on this subscription, not yet granted back
     std::string cert_der;
     std::optional<journal::SnapshotData> assembling;
     uint64_t assembling_bytes = 0;

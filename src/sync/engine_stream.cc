@@ -1,5 +1,7 @@
 // Engine: serving subscriptions from our journal, and following devices through
 // a peer (apply in order, one journal write at a time, credit granted back).
+#include <algorithm>
+
 #include "sync/engine.h"
 
 namespace cairn::sync {
@@ -214,6 +216,7 @@ void Engine::Probe(const std::string& device, const std::string& peer) {
   Follow& f = following_.at(device);
   f.queue.clear();
   f.queued_bytes = 0;
+  f.credit_owed = 0;  // the new Subscribe grants its own
   f.assembling.reset();
   const wire::CatalogueEntry local = LocalEntry(device);
   f.resync_from = std::max<uint64_t>(1, local.first());
@@ -252,10 +255,15 @@ void Engine::OnApplyDone(const std::string& peer, const std::string& device,
   if (!status.ok()) {
     return Close(peer, "refused '" + device + "' from this peer: " + status.ToString());
   }
-  wire::Envelope c;
-  c.mutable_credit()->set_device(device);
-  c.mutable_credit()->set_bytes(credit);
-  Send(peer, std::move(c));
+  f.credit_owed += credit;
+  if (f.credit_owed >=
+      std::min(options_.credit_batch_bytes, options_.initial_credit_bytes / 2)) {
+    wire::Envelope c;
+    c.mutable_credit()->set_device(device);
+    c.mutable_credit()->set_bytes(f.credit_owed);
+    f.credit_owed = 0;
+    Send(peer, std::move(c));
+  }
   ApplyNext(device);
   if (guarded_.count(device)) CheckGuard();
 }

@@ -35,7 +35,9 @@ void SyncNode::Start() {
   async_.data = this;
   uv_timer_init(loop_, &guard_timer_);
   guard_timer_.data = this;
-  handles_open_ = 2;
+  uv_timer_init(loop_, &flush_timer_);
+  flush_timer_.data = this;
+  handles_open_ = 3;
   engine_.set_high_water(
       [this](const std::string& peer) { return discovery_->AboveHighWater(peer); });
   journal_->SetCommitListener([this](const std::string& device, uint64_t) {
@@ -87,6 +89,7 @@ void SyncNode::Stop(std::function<void()> done) {
     self->MaybeStopped();
   };
   uv_close(reinterpret_cast<uv_handle_t*>(&guard_timer_), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_timer_), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), closed);
 }
 
@@ -115,7 +118,18 @@ void SyncNode::Drain() {
     if (info.ok()) engine_.OnLocalChange(*info);
     if (change_listener_) change_listener_(device);
   }
-  engine_.Flush();
+  if (options_.catalogue_flush_ms <= 0) return engine_.Flush();
+  if (changed.empty() || flush_armed_ || stopping_) return;
+  flush_armed_ = true;
+  uv_timer_start(
+      &flush_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<SyncNode*>(t->data);
+        self->flush_armed_ = false;
+        self->engine_.Flush();
+        self->Perform();
+      },
+      static_cast<uint64_t>(options_.catalogue_flush_ms), 0);
 }
 
 void SyncNode::OnPeerActive(const std::string& node_id) {
@@ -177,6 +191,8 @@ void SyncNode::Perform() {
       }
     }
   }
+  // Work is left after the bound: finish it on the next loop turn.
+  if (!stopping_) uv_async_send(&async_);
 }
 
 void SyncNode::Queue(Action&& action) {

@@ -82,6 +82,8 @@ class SyncNode final : public discovery::PeerListener {
   Engine engine_;
   uv_async_t async_;
   uv_timer_t guard_timer_;  // the restore guard's time limit
+  uv_timer_t flush_timer_;  // catalogue deltas, see SyncOptions::catalogue_flush_ms
+  bool flush_armed_ = false;
   bool started_ = false;
   bool stopping_ = false;
   bool async_closed_ = false;

@@ -109,7 +109,9 @@ TEST(EngineTest, ServingStopsWhenCreditRunsOutAndResumesWithCredit) {
 }
 
 TEST(EngineTest, AppliesOneChunkAtATimeAndGrantsCreditAfterEach) {
-  Engine e;
+  SyncOptions o;
+  o.credit_batch_bytes = 1;  // grant after every write
+  Engine e(o);
   e.OnPeerActive("src");
   e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
   (void)e.TakeActions();
@@ -125,6 +127,37 @@ TEST(EngineTest, AppliesOneChunkAtATimeAndGrantsCreditAfterEach) {
   auto next = e.TakeActions();
   EXPECT_EQ(Of(next, Action::Kind::kSend, wire::Envelope::kCredit).size(), 1u);
   EXPECT_EQ(Of(next, Action::Kind::kApply).size(), 1u);
+}
+
+TEST(EngineTest, SmallCreditsAreGrantedTogetherOnceTheBatchIsOwed) {
+  SyncOptions o;
+  o.credit_batch_bytes = 100;
+  Engine e(o);
+  e.OnPeerActive("src");
+  e.OnMessage("src", CatalogueOf({{"d", 100}}, true));
+  (void)e.TakeActions();
+  uint64_t owed = 0;
+  size_t grants = 0;
+  for (uint64_t seq = 1; seq <= 40; ++seq) {
+    wire::Envelope m;
+    m.mutable_events()->set_device("d");
+    m.mutable_events()->add_records()->set_seq(seq);
+    e.OnMessage("src", m);
+    auto applies = Of(e.TakeActions(), Action::Kind::kApply);
+    ASSERT_EQ(applies.size(), 1u);
+    e.OnApplyDone("src", "d", Status::Ok(), applies[0].credit);
+    owed += applies[0].credit;
+    for (const auto& c :
+         Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kCredit)) {
+      ++grants;
+      EXPECT_GE(c.message.credit().bytes(), 100u) << "granted before the batch was owed";
+      EXPECT_EQ(c.message.credit().bytes(), owed) << "a grant covers all that is owed";
+      owed = 0;
+    }
+  }
+  EXPECT_GT(grants, 1u);
+  EXPECT_LT(grants, 20u) << "one grant per write";
+  EXPECT_LT(owed, 100u) << "held back a whole batch";
 }
 
 TEST(EngineTest, EventsQueuedBehindAWriteGoIntoTheNextOne) {
