@@ -190,4 +190,9 @@ void Journal::SetCommitListener(CommitListener listener) {
   listener_ = std::move(listener);
 }
 
+void Journal::SetCommitTap(CommitTap tap) {
+  std::lock_guard<std::mutex> l(mu_);
+  tap_ = std::move(tap);
+}
+
 }  // namespace cairn::journal

@@ -132,6 +132,12 @@ class Journal {
   using AppendCallback = std::function<void(Result<SeqRange>)>;
   // Called on the writer thread after each commit that moved `device`'s head.
   using CommitListener = std::function<void(const std::string& device, uint64_t last)>;
+  // Called on the same thread just before the commit listener, with the stored
+  // encoding of every record the commit added to `device` (each a serialized
+  // wire::Record, in seq order, the last one signed): what a cursor would read
+  // back, without reading it back. The views die with the call.
+  using CommitTap = std::function<void(const std::string& device,
+                                       const std::vector<std::string_view>& records)>;
 
   static Result<std::unique_ptr<Journal>> Open(JournalOptions options);
   // Finishes queued writes, stops the threads, closes LevelDB.
@@ -188,6 +194,7 @@ class Journal {
       std::string_view device, uint64_t from,
       std::function<void(const Delivery&)> callback);
   void SetCommitListener(CommitListener listener);
+  void SetCommitTap(CommitTap tap);
 
   // ---- restore guard (DESIGN.md, trust)
   // While appends to a device this node is the source of are held, they wait
@@ -222,7 +229,9 @@ class Journal {
   void RunAppendGroup(std::vector<std::unique_ptr<Op>>& ops);
   Status BuildAppend(Op& op, Group& group);
   void SignGroup(Group& group);
-  void FinishCommit(const std::map<std::string, wire::StreamMeta>& metas);
+  // `group`: the records committed, for the tap (none for snapshot commits).
+  void FinishCommit(const std::map<std::string, wire::StreamMeta>& metas,
+                    const internal::Group* group = nullptr);
   void MaybeSnapshot(const std::string& device);
   Status Poisoned() const;
 
@@ -271,7 +280,7 @@ class Journal {
   std::map<std::string, std::shared_ptr<DeviceSigner>> signers_;
 
   mutable std::mutex
-      mu_;  // guards streams_, queue_, stopping_, writing_, poisoned_, listener_
+      mu_;  // guards streams_, queue_, stopping_, writing_, poisoned_, listener_, tap_
   std::map<std::string, std::unique_ptr<internal::StreamState>> streams_;
   std::deque<std::unique_ptr<Op>> queue_;
   std::condition_variable queue_cv_;
@@ -279,6 +288,7 @@ class Journal {
   bool writing_ = false;  // a thread is writing a group (the writer or a caller)
   Status poisoned_;
   CommitListener listener_;
+  CommitTap tap_;
   std::map<std::string, std::vector<std::unique_ptr<Op>>> held_;  // restore guard
   std::set<std::string> fork_keys_;                               // stored proofs
   std::thread writer_;

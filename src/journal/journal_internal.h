@@ -44,6 +44,7 @@ struct PendingRecord {
   std::array<char, 32> hash;
   char* body = nullptr;  // body_size bytes, then kTailRoom writable bytes
   size_t body_size = 0;
+  size_t value_size = 0;  // body and tail, once EncodeGroup wrote the tail
   std::string sig;
 };
 

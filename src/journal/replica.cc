@@ -197,7 +197,7 @@ Result<ApplyOutcome> Journal::DoApply(Op& op) {
   group.metas[device] = meta;
   internal::EncodeGroup(group);
   CAIRN_RETURN_IF_ERROR(store_->Write(&group.batch, options_.sync_writes));
-  FinishCommit(group.metas);
+  FinishCommit(group.metas, &group);
   return out;
 }
 

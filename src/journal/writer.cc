@@ -75,7 +75,8 @@ void EncodeGroup(Group& group) {
       std::memcpy(r.body + r.body_size, tail.data(), tail.size());
       key = prefix;
       PutU64BE(&key, r.seq);
-      group.batch.Put(key, leveldb::Slice(r.body, r.body_size + tail.size()));
+      r.value_size = r.body_size + tail.size();
+      group.batch.Put(key, leveldb::Slice(r.body, r.value_size));
     }
   }
   for (const auto& [device, meta] : group.metas) {
@@ -343,7 +344,7 @@ void Journal::RunAppendGroup(std::vector<std::unique_ptr<Op>>& ops) {
       status = poisoned_;
     }
   }
-  if (status.ok()) FinishCommit(group.metas);
+  if (status.ok()) FinishCommit(group.metas, &group);
   for (auto& op : ops) {
     if (!status.ok()) {
       op->on_append(status);
@@ -358,8 +359,10 @@ void Journal::RunAppendGroup(std::vector<std::unique_ptr<Op>>& ops) {
   }
 }
 
-void Journal::FinishCommit(const std::map<std::string, wire::StreamMeta>& metas) {
+void Journal::FinishCommit(const std::map<std::string, wire::StreamMeta>& metas,
+                           const internal::Group* group) {
   CommitListener listener;
+  CommitTap tap;
   {
     std::lock_guard<std::mutex> l(mu_);
     for (const auto& [device, meta] : metas) {
@@ -368,6 +371,16 @@ void Journal::FinishCommit(const std::map<std::string, wire::StreamMeta>& metas)
       s->meta = meta;
     }
     listener = listener_;
+    tap = tap_;
+  }
+  if (tap && group) {
+    std::vector<std::string_view> values;
+    for (const auto& [device, records] : group->records) {
+      if (records.empty()) continue;
+      values.clear();
+      for (const auto& r : records) values.emplace_back(r.body, r.value_size);
+      tap(device, values);
+    }
   }
   for (const auto& [device, meta] : metas) {
     if (listener) listener(device, meta.last());

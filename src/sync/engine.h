@@ -85,6 +85,12 @@ class Engine {
   // A stream changed here (append, apply, snapshot): wakes its subscribers and
   // queues a catalogue delta for the next Flush().
   void OnLocalChange(const journal::StreamInfo& info);
+  // The records a local commit just added to `device` (journal::Journal's commit
+  // tap; contiguous, the last signed). A subscription waiting for exactly these
+  // gets them at once, without a journal read; the others are pumped as usual by
+  // the OnLocalChange that must follow. Cheap to ask first: Serves(device).
+  void OnLocalRecords(const std::string& device, std::vector<wire::Record> records);
+  bool Serves(const std::string& device) const;
   // Sends the queued catalogue deltas, one message per peer. Call once per loop turn.
   void Flush();
 

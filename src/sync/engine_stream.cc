@@ -45,6 +45,49 @@ void Engine::Pump(const std::string& peer, const std::string& device) {
   actions_.push_back(std::move(a));
 }
 
+bool Engine::Serves(const std::string& device) const {
+  for (const auto& [peer, p] : peers_) {
+    if (p.serving.count(device)) return true;
+  }
+  return false;
+}
+
+// The live path: a subscriber that has everything before these records, has
+// its stream header, no read in flight, room on its connection and credit for
+// them, gets them as one Events message (the records end at a signature, as a
+// read's chunk does). Anyone else is left to Pump.
+void Engine::OnLocalRecords(const std::string& device,
+                            std::vector<wire::Record> records) {
+  if (records.empty()) return;
+  const uint64_t first = records.front().seq();
+  for (size_t i = 1; i < records.size(); ++i) {
+    if (records[i].seq() != first + i) return;
+  }
+  auto local = local_.find(device);
+  const uint64_t snapshot = local == local_.end() ? 0 : local->second.snapshot;
+  std::optional<wire::Envelope> m;
+  uint64_t bytes = 0;
+  for (auto& [peer, p] : peers_) {
+    auto it = p.serving.find(device);
+    if (it == p.serving.end()) continue;
+    Serve& s = it->second;
+    if (s.reading || !s.header_sent || s.next != first) continue;
+    if (snapshot > s.snapshot_sent && snapshot < s.next) continue;  // Pump sends it
+    if (high_water_(peer)) continue;
+    if (!m) {
+      m.emplace();
+      m->mutable_events()->set_device(device);
+      for (const auto& r : records) *m->mutable_events()->add_records() = r;
+      bytes = m->ByteSizeLong();
+    }
+    if (bytes > s.credit || bytes > options_.read_chunk_bytes) continue;
+    s.next = records.back().seq() + 1;
+    s.credit -= bytes;
+    records_served_ += records.size();
+    Send(peer, *m);
+  }
+}
+
 void Engine::OnReadDone(const std::string& peer, const std::string& device,
                         const std::string& cert_der, journal::Delivery d) {
   auto p = peers_.find(peer);

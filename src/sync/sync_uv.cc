@@ -47,6 +47,22 @@ void SyncNode::Start() {
     }
     uv_async_send(&async_);
   });
+  // Runs just before the listener above, for the same commit.
+  journal_->SetCommitTap(
+      [this](const std::string& device, const std::vector<std::string_view>& values) {
+        size_t bytes = 0;
+        for (auto v : values) bytes += v.size();
+        std::lock_guard<std::mutex> l(mu_);
+        if (!tap_devices_.count(device)) return;
+        Tapped& t = tapped_[device];
+        if (t.bytes + bytes > kMaxTappedBytes) {  // keep them contiguous: start over
+          t.values.clear();
+          t.bytes = 0;
+          if (bytes > kMaxTappedBytes) return;
+        }
+        for (auto v : values) t.values.emplace_back(v);
+        t.bytes += bytes;
+      });
   engine_.SetLocal(journal_->Catalogue());
   if (options_.restore_guard) StartGuard();
 }
@@ -83,6 +99,7 @@ void SyncNode::Stop(std::function<void()> done) {
     return MaybeStopped();
   }
   journal_->SetCommitListener(nullptr);
+  journal_->SetCommitTap(nullptr);
   auto closed = [](uv_handle_t* h) {
     auto* self = static_cast<SyncNode*>(h->data);
     if (--self->handles_open_ == 0) self->async_closed_ = true;
@@ -109,9 +126,22 @@ void SyncNode::OnAsync(uv_async_t* handle) {
 
 void SyncNode::Drain() {
   std::set<std::string> changed;
+  std::map<std::string, Tapped> tapped;
   {
     std::lock_guard<std::mutex> l(mu_);
     changed.swap(changed_);
+    tapped.swap(tapped_);
+  }
+  // Records first: a subscriber they complete is then caught up when
+  // OnLocalChange pumps, so no read is queued for them.
+  for (auto& [device, t] : tapped) {
+    if (!engine_.Serves(device)) continue;
+    std::vector<wire::Record> records(t.values.size());
+    bool parsed = true;
+    for (size_t i = 0; i < records.size() && parsed; ++i) {
+      parsed = records[i].ParseFromString(t.values[i]);
+    }
+    if (parsed) engine_.OnLocalRecords(device, std::move(records));
   }
   for (const auto& device : changed) {
     auto info = journal_->Stream(device);
@@ -143,7 +173,13 @@ void SyncNode::OnSubscriberActive(const std::string& name) {
 }
 
 void SyncNode::OnPeerMessage(const std::string& node_id, wire::Envelope&& message) {
+  std::string subscribed;
+  if (message.has_subscribe()) subscribed = message.subscribe().device();
   engine_.OnMessage(node_id, std::move(message));
+  if (!subscribed.empty() && engine_.Serves(subscribed)) {
+    std::lock_guard<std::mutex> l(mu_);
+    tap_devices_.insert(subscribed);
+  }
   Perform();
 }
 

@@ -3,7 +3,9 @@
 // work the engine asks for (cursor reads, Apply, InstallSnapshot) on libuv's
 // thread pool, so the loop never waits for the disk. Journal commits (from any
 // thread) reach the loop through one uv_async_t and become catalogue deltas and
-// wake-ups of the subscriptions served from this node.
+// wake-ups of the subscriptions served from this node; the records a commit
+// added to a served device come along (the journal's commit tap), so a live
+// subscriber gets them without a thread-pool read.
 //
 //   SyncNode sync(loop, &journal, &discovery);
 //   discovery.set_listener(&sync);
@@ -20,9 +22,12 @@
 #include <uv.h>
 
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "discovery/discovery_uv.h"
 #include "journal/journal.h"
@@ -94,8 +99,18 @@ class SyncNode final : public discovery::PeerListener {
   std::function<void(const std::string&)> change_listener_;
   std::function<void(const std::string&, wire::Envelope&)> outbound_filter_;
 
-  std::mutex mu_;                  // guards changed_
+  // Encoded records tapped from commits, per device, until Drain; at most
+  // kMaxTappedBytes each (beyond, the oldest go and Pump reads them instead).
+  struct Tapped {
+    std::vector<std::string> values;
+    size_t bytes = 0;
+  };
+  static constexpr size_t kMaxTappedBytes = 1u << 20;
+
+  std::mutex mu_;                  // guards changed_, tapped_, tap_devices_
   std::set<std::string> changed_;  // devices committed since the last Drain
+  std::map<std::string, Tapped> tapped_;
+  std::set<std::string> tap_devices_;  // devices a peer subscribed to (only grows)
 };
 
 }  // namespace cairn::sync

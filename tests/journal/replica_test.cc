@@ -1,6 +1,9 @@
 // Replication input: a source journal "a" and a replica "b" that only ever sees
 // records through Apply().
 #include <future>
+#include <map>
+#include <string_view>
+#include <vector>
 
 #include "journal/chain.h"
 #include "journal_fixture.h"
@@ -28,6 +31,49 @@ TEST_F(ReplicaTest, AppliedStreamMatchesTheSourceAndVerifies) {
   EXPECT_FALSE(b_->Stream("d1")->source);
   EXPECT_EQ((*b_->KvGet("d1", "s", "k"))->value, "1");
   EXPECT_OK(b_->Verify("d1"));
+}
+
+// The commit tap hands over exactly the records a cursor would read back: on the
+// source for appends, on the replica for what Apply committed (duplicates and
+// records past the last signature are not committed, so not tapped either).
+TEST_F(ReplicaTest, CommitTapSeesWhatIsStoredAndNothingElse) {
+  std::map<std::string, std::vector<wire::Record>> tapped_a, tapped_b;
+  std::vector<uint64_t> commits_b;
+  auto tap_into = [](std::map<std::string, std::vector<wire::Record>>* out,
+                     std::vector<uint64_t>* sizes) {
+    return [out, sizes](const std::string& device,
+                        const std::vector<std::string_view>& values) {
+      if (sizes) sizes->push_back(values.size());
+      for (auto v : values) {
+        wire::Record r;
+        ASSERT_TRUE(r.ParseFromArray(v.data(), static_cast<int>(v.size())));
+        (*out)[device].push_back(std::move(r));
+      }
+    };
+  };
+  a_->SetCommitTap(tap_into(&tapped_a, nullptr));
+  b_->SetCommitTap(tap_into(&tapped_b, &commits_b));
+  ASSERT_OK(a_->Append("d1", {Put("s", "k", "1")}));
+  ASSERT_OK(a_->Append("d1", Events(4)));
+  ASSERT_OK(a_->Append("d1", Events(2)));
+  const auto stored = All(*a_, "d1");
+  ASSERT_EQ(stored.size(), 7u);
+  ASSERT_EQ(tapped_a["d1"].size(), 7u);
+  for (size_t i = 0; i < stored.size(); ++i) {
+    EXPECT_EQ(tapped_a["d1"][i].SerializeAsString(), stored[i].SerializeAsString()) << i;
+  }
+  EXPECT_FALSE(tapped_a["d1"][4].sig().empty()) << "a commit's last record is signed";
+
+  auto first = stored;
+  first.resize(6);  // 6 is unsigned: only 1..5 are covered
+  ASSERT_OK(b_->Apply("d1", CertOf("d1"), first));
+  ASSERT_OK(b_->Apply("d1", "", stored));  // 1..5 again, then 6 and 7
+  const auto replica = All(*b_, "d1");
+  ASSERT_EQ(tapped_b["d1"].size(), replica.size());
+  for (size_t i = 0; i < replica.size(); ++i) {
+    EXPECT_EQ(tapped_b["d1"][i].SerializeAsString(), replica[i].SerializeAsString()) << i;
+  }
+  EXPECT_EQ(commits_b, (std::vector<uint64_t>{5, 2}));
 }
 
 TEST_F(ReplicaTest, ApplyingTheSameRecordsTwiceAppliesThemOnce) {

@@ -75,16 +75,21 @@ TEST(EngineTest, SubscribesThroughTheSourceFromAfterWhatItHolds) {
   EXPECT_EQ(e.Via("d"), "src");
 }
 
-TEST(EngineTest, ServingStopsWhenCreditRunsOutAndResumesWithCredit) {
-  Engine e;
-  e.SetLocal({Info("d", 1000, true)});
+// "sub" subscribes to "d" (held here up to `last`) from seq 1 with `credit`.
+void SubscribeFrom1(Engine& e, uint64_t last, uint64_t credit) {
+  e.SetLocal({Info("d", last, true)});
   e.OnPeerActive("sub");
   (void)e.TakeActions();
   wire::Envelope s;
   s.mutable_subscribe()->set_device("d");
   s.mutable_subscribe()->set_from(1);
-  s.mutable_subscribe()->set_credit(100);
+  s.mutable_subscribe()->set_credit(credit);
   e.OnMessage("sub", s);
+}
+
+TEST(EngineTest, ServingStopsWhenCreditRunsOutAndResumesWithCredit) {
+  Engine e;
+  SubscribeFrom1(e, 1000, 100);
   auto reads = Of(e.TakeActions(), Action::Kind::kRead);
   ASSERT_EQ(reads.size(), 1u);
   EXPECT_EQ(reads[0].max_bytes, 100u);
@@ -106,6 +111,67 @@ TEST(EngineTest, ServingStopsWhenCreditRunsOutAndResumesWithCredit) {
   auto more = Of(e.TakeActions(), Action::Kind::kRead);
   ASSERT_EQ(more.size(), 1u);
   EXPECT_EQ(more[0].from, 4u);
+}
+
+std::vector<wire::Record> Records(uint64_t from, uint64_t to) {
+  std::vector<wire::Record> out;
+  for (uint64_t seq = from; seq <= to; ++seq) {
+    out.emplace_back().set_seq(seq);
+    out.back().set_payload(std::string(50, 'x'));
+  }
+  return out;
+}
+
+// A subscriber served up to seq 3 of "d" (header sent, no read in flight).
+void ServeThrough3(Engine& e, uint64_t credit) {
+  SubscribeFrom1(e, 3, credit);
+  ASSERT_EQ(Of(e.TakeActions(), Action::Kind::kRead).size(), 1u);
+  journal::Delivery d;
+  d.records = Records(1, 3);
+  e.OnReadDone("sub", "d", "cert", std::move(d));
+  (void)e.TakeActions();
+}
+
+TEST(EngineTest, JustCommittedRecordsGoStraightToACaughtUpSubscriber) {
+  Engine e;
+  ServeThrough3(e, 1 << 20);
+  ASSERT_TRUE(e.Serves("d"));
+  e.OnLocalRecords("d", Records(4, 5));
+  e.OnLocalChange(Info("d", 5, true));
+  auto actions = e.TakeActions();
+  auto sent = Of(actions, Action::Kind::kSend, wire::Envelope::kEvents);
+  ASSERT_EQ(sent.size(), 1u);
+  ASSERT_EQ(sent[0].message.events().records_size(), 2);
+  EXPECT_EQ(sent[0].message.events().records(0).seq(), 4u);
+  EXPECT_TRUE(Of(actions, Action::Kind::kRead).empty()) << "read what it already had";
+  EXPECT_EQ(e.records_served(), 5u);
+}
+
+TEST(EngineTest, JustCommittedRecordsThatDoNotFollowOnAreLeftToARead) {
+  Engine e;
+  ServeThrough3(e, 1 << 20);
+  e.OnLocalRecords("d", Records(5, 6));  // 4 went past the tap
+  e.OnLocalChange(Info("d", 6, true));
+  auto actions = e.TakeActions();
+  EXPECT_TRUE(Of(actions, Action::Kind::kSend, wire::Envelope::kEvents).empty());
+  auto reads = Of(actions, Action::Kind::kRead);
+  ASSERT_EQ(reads.size(), 1u);
+  EXPECT_EQ(reads[0].from, 4u);
+}
+
+TEST(EngineTest, JustCommittedRecordsBeyondTheCreditAreLeftToARead) {
+  Engine e;
+  ServeThrough3(e, 3 * 60);  // enough for the first three, not for ten more
+  e.OnLocalRecords("d", Records(4, 13));
+  EXPECT_TRUE(Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kEvents).empty());
+}
+
+TEST(EngineTest, JustCommittedRecordsWaitForAReadInFlight) {
+  Engine e;
+  SubscribeFrom1(e, 3, 1 << 20);
+  ASSERT_EQ(Of(e.TakeActions(), Action::Kind::kRead).size(), 1u);
+  e.OnLocalRecords("d", Records(1, 4));  // the read in flight owns what comes next
+  EXPECT_TRUE(Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kEvents).empty());
 }
 
 TEST(EngineTest, AppliesOneChunkAtATimeAndGrantsCreditAfterEach) {
