@@ -38,6 +38,10 @@ struct Latencies {
     std::lock_guard<std::mutex> l(mu);
     for (const auto& r : d.records) us.push_back(now - r.time_us());
   }
+  size_t count() {
+    std::lock_guard<std::mutex> l(mu);
+    return us.size();
+  }
   std::string Summary() {
     std::lock_guard<std::mutex> l(mu);
     if (us.empty()) return "no deliveries";
@@ -165,8 +169,14 @@ void Live(uint64_t count, int rate, uint64_t catchup_events) {
     }
     done = true;
   });
-  b.RunUntil([&] { return done && b.Last("c", "a") == base + count; },
-             count / rate + 60.0);
+  // Committed at C is not yet delivered to the subscription's callback (the
+  // journal's delivery thread): wait for both counts too.
+  b.RunUntil(
+      [&] {
+        return done && b.Last("c", "a") == base + count && one.count() == count &&
+               two.count() == count;
+      },
+      count / rate + 60.0);
   appender.join();
   std::printf("live%s: %llu events at %d/s: one hop %s; two hops %s\n",
               catchup_events ? " while d catches up" : "",
