@@ -186,13 +186,15 @@ Status Journal::StoreForkProof(const wire::ForkProof& proof) {
 }
 
 void Journal::SetCommitListener(CommitListener listener) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   listener_ = std::move(listener);
+  callbacks_done_.wait(l, [this] { return callbacks_running_ == 0; });
 }
 
 void Journal::SetCommitTap(CommitTap tap) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   tap_ = std::move(tap);
+  callbacks_done_.wait(l, [this] { return callbacks_running_ == 0; });
 }
 
 }  // namespace cairn::journal

@@ -193,6 +193,8 @@ class Journal {
   Result<std::unique_ptr<Subscription>> Subscribe(
       std::string_view device, uint64_t from,
       std::function<void(const Delivery&)> callback);
+  // Both return once no call of the one they replace is still running, so its
+  // captures may be destroyed then. REQUIRES: not called from either callback.
   void SetCommitListener(CommitListener listener);
   void SetCommitTap(CommitTap tap);
 
@@ -289,6 +291,8 @@ class Journal {
   Status poisoned_;
   CommitListener listener_;
   CommitTap tap_;
+  int callbacks_running_ = 0;  // FinishCommit calls of listener_/tap_ copies
+  std::condition_variable callbacks_done_;
   std::map<std::string, std::vector<std::unique_ptr<Op>>> held_;  // restore guard
   std::set<std::string> fork_keys_;                               // stored proofs
   std::thread writer_;

@@ -328,10 +328,13 @@ void Journal::RunAppendGroup(std::vector<std::unique_ptr<Op>>& ops) {
   Group group(store_.get());
   for (auto& op : ops) {
     if (!status.ok()) break;
-    // An invalid append fails alone; validation happens before it touches the group.
+    // Appends were validated on their callers' threads; what can still fail here
+    // is reading the store (a KV entry to update), after the op has put records
+    // and view changes into the group. Writing the rest would commit those too
+    // (signed, tapped, yet not counted in the stream's head), so the whole group
+    // fails and nothing is written.
     op->status = BuildAppend(*op, group);
-    if (!op->status.ok() && op->status.code() == Status::Code::kIOError)
-      status = op->status;
+    if (!op->status.ok()) status = op->status;
   }
   if (status.ok() && !group.metas.empty()) {
     SignGroup(group);
@@ -372,6 +375,7 @@ void Journal::FinishCommit(const std::map<std::string, wire::StreamMeta>& metas,
     }
     listener = listener_;
     tap = tap_;
+    ++callbacks_running_;  // the copies run outside the lock; see SetCommitTap
   }
   if (tap && group) {
     std::vector<std::string_view> values;
@@ -386,6 +390,8 @@ void Journal::FinishCommit(const std::map<std::string, wire::StreamMeta>& metas,
     if (listener) listener(device, meta.last());
     NotifySubscribers(device);
   }
+  std::lock_guard<std::mutex> l(mu_);
+  if (--callbacks_running_ == 0) callbacks_done_.notify_all();
 }
 
 void Journal::MaybeSnapshot(const std::string& device) {

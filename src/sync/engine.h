@@ -64,6 +64,7 @@ struct Action {
   std::string device;                 // kRead, kApply
   uint64_t from = 0;                  // kRead
   size_t max_bytes = 0;               // kRead
+  uint64_t generation = 0;            // kRead, kReadSnapshot: the subscription served
   std::string cert_der;               // kApply, kInstall (may be empty)
   std::vector<wire::Record> records;  // kApply
   journal::SnapshotData snapshot;     // kInstall
@@ -113,8 +114,12 @@ class Engine {
   void OnDrained(const std::string& peer);
 
   // ---- completions of actions
+  // `generation`: the read action's. A read for an earlier subscription of the
+  // same device (re-subscribed, or unsubscribed and subscribed again, while it
+  // ran) is dropped.
   void OnReadDone(const std::string& peer, const std::string& device,
-                  const std::string& cert_der, journal::Delivery delivery);
+                  const std::string& cert_der, journal::Delivery delivery,
+                  uint64_t generation);
   void OnApplyDone(const std::string& peer, const std::string& device,
                    const Status& status, uint64_t credit);
 
@@ -127,6 +132,7 @@ class Engine {
 
  private:
   struct Serve {
+    uint64_t generation = 0;  // tells its reads from those of a replaced subscription
     uint64_t next = 1;
     uint64_t snapshot_sent = 0;  // newest snapshot seq sent on this subscription
     uint64_t credit = 0;
@@ -169,6 +175,7 @@ class Engine {
   void OnStreamMessage(const std::string& peer, const std::string& device,
                        wire::Envelope&& message, uint64_t bytes);
   void ApplyNext(const std::string& device);
+  void OweCredit(const std::string& device, Follow& f, uint64_t bytes);
   static void TakeRecords(wire::Envelope& m, std::vector<wire::Record>* out);
   uint64_t TakeQueuedEvents(Follow& f, uint64_t batch,
                             std::vector<wire::Record>* records);
@@ -187,6 +194,7 @@ class Engine {
   std::set<std::pair<std::string, std::string>> probed_;  // (device, peer) re-read once
   std::vector<Action> actions_;
   uint64_t records_served_ = 0;
+  uint64_t serve_generation_ = 0;
   std::set<std::string> guarded_;
   std::set<std::string> heard_;  // peers whose catalogue we have
   size_t guard_expected_peers_ = 0;

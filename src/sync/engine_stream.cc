@@ -13,7 +13,8 @@ void Engine::OnSubscribe(const std::string& peer, const wire::Subscribe& s) {
     return Close(peer, "malformed subscribe");
   }
   Serve& serve = peers_[peer].serving[s.device()];
-  serve = Serve();
+  serve = Serve();  // a read still running for the one it replaces is dropped
+  serve.generation = ++serve_generation_;
   serve.next = s.from();
   serve.credit = s.credit();
   Pump(peer, s.device());
@@ -41,6 +42,7 @@ void Engine::Pump(const std::string& peer, const std::string& device) {
   a.device = device;
   a.from = s.next;
   a.max_bytes = std::min<uint64_t>(s.credit, options_.read_chunk_bytes);
+  a.generation = s.generation;
   s.reading = true;
   actions_.push_back(std::move(a));
 }
@@ -89,12 +91,14 @@ void Engine::OnLocalRecords(const std::string& device,
 }
 
 void Engine::OnReadDone(const std::string& peer, const std::string& device,
-                        const std::string& cert_der, journal::Delivery d) {
+                        const std::string& cert_der, journal::Delivery d,
+                        uint64_t generation) {
   auto p = peers_.find(peer);
   if (p == peers_.end()) return;
   auto it = p->second.serving.find(device);
   if (it == p->second.serving.end()) return;  // unsubscribed meanwhile
   Serve& s = it->second;
+  if (s.generation != generation) return;  // read for a subscription since replaced
   s.reading = false;
   if (!d.status.ok()) {
     p->second.serving.erase(it);  // our own store failed; the subscriber re-plans
@@ -238,6 +242,10 @@ void Engine::ApplyNext(const std::string& device) {
       const std::string peer = f.peer;
       if (!TakeSnapshotChunk(device, f, m.snapshot())) {
         if (!peers_.count(peer)) return;  // closed
+        // Held for the snapshot, bounded by max_snapshot_bytes: its bytes are
+        // owed now, or a snapshot bigger than the credit would stall the stream.
+        OweCredit(device, f, credit);
+        credit = 0;
         continue;
       }
       a.kind = Action::Kind::kInstall;
@@ -270,6 +278,23 @@ void Engine::Probe(const std::string& device, const std::string& peer) {
   Send(peer, std::move(sub));
 }
 
+// Bytes received on f's subscription and taken off its queue (applied, or held
+// for a snapshot) are owed back as credit: granted once a batch is owed, so at
+// live rates one Credit message stands for many writes. Never more than half
+// the initial credit is held back, so the server always has the other half.
+void Engine::OweCredit(const std::string& device, Follow& f, uint64_t bytes) {
+  f.credit_owed += bytes;
+  if (f.credit_owed == 0 || f.credit_owed < std::min(options_.credit_batch_bytes,
+                                                     options_.initial_credit_bytes / 2)) {
+    return;
+  }
+  wire::Envelope c;
+  c.mutable_credit()->set_device(device);
+  c.mutable_credit()->set_bytes(f.credit_owed);
+  f.credit_owed = 0;
+  Send(f.peer, std::move(c));
+}
+
 void Engine::OnApplyDone(const std::string& peer, const std::string& device,
                          const Status& status, uint64_t credit) {
   auto it = following_.find(device);
@@ -298,15 +323,7 @@ void Engine::OnApplyDone(const std::string& peer, const std::string& device,
   if (!status.ok()) {
     return Close(peer, "refused '" + device + "' from this peer: " + status.ToString());
   }
-  f.credit_owed += credit;
-  if (f.credit_owed >=
-      std::min(options_.credit_batch_bytes, options_.initial_credit_bytes / 2)) {
-    wire::Envelope c;
-    c.mutable_credit()->set_device(device);
-    c.mutable_credit()->set_bytes(f.credit_owed);
-    f.credit_owed = 0;
-    Send(peer, std::move(c));
-  }
+  OweCredit(device, f, credit);
   ApplyNext(device);
   if (guarded_.count(device)) CheckGuard();
 }

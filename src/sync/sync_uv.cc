@@ -289,7 +289,8 @@ void SyncNode::AfterWork(uv_work_t* req, int /*status*/) {
     if (a.kind == Action::Kind::kRead || a.kind == Action::Kind::kReadSnapshot) {
       if (!w->delivery.status.ok())
         self->log_("read of " + a.device + " failed: " + w->delivery.status.ToString());
-      self->engine_.OnReadDone(a.peer, a.device, w->cert_der, std::move(w->delivery));
+      self->engine_.OnReadDone(a.peer, a.device, w->cert_der, std::move(w->delivery),
+                               a.generation);
     } else {
       self->engine_.OnApplyDone(a.peer, a.device, w->status, a.credit);
     }

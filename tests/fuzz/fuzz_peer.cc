@@ -107,7 +107,7 @@ class PeerDriver {
         break;
       case Kind::kRead:
       case Kind::kReadSnapshot:
-        engine_.OnReadDone(a.peer, a.device, "", journal::Delivery{});
+        engine_.OnReadDone(a.peer, a.device, "", journal::Delivery{}, a.generation);
         break;
       case Kind::kApply:
       case Kind::kInstall:

@@ -105,7 +105,7 @@ TEST(EngineSubscriberTest, ItsEndDropsWhatItWasServed) {
   e.OnMessage("cli#1", s);
   (void)e.TakeActions();
   e.OnPeerGone("cli#1");
-  e.OnReadDone("cli#1", "d", "cert", journal::Delivery{});
+  e.OnReadDone("cli#1", "d", "cert", journal::Delivery{}, 1);
   e.OnLocalChange(Mine("d", 11));
   e.Flush();
   EXPECT_TRUE(e.TakeActions().empty());
