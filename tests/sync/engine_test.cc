@@ -222,13 +222,18 @@ TEST(EngineTest, AppliesOneChunkAtATimeAndGrantsCreditAfterEach) {
   EXPECT_EQ(Of(next, Action::Kind::kApply).size(), 1u);
 }
 
+// Follows "d" (100 events at its source "src") through "src".
+void FollowDThroughSrc(Engine& e) {
+  e.OnPeerActive("src");
+  e.OnMessage("src", CatalogueOf({{"d", 100}}, true));
+  (void)e.TakeActions();
+}
+
 TEST(EngineTest, SmallCreditsAreGrantedTogetherOnceTheBatchIsOwed) {
   SyncOptions o;
   o.credit_batch_bytes = 100;
   Engine e(o);
-  e.OnPeerActive("src");
-  e.OnMessage("src", CatalogueOf({{"d", 100}}, true));
-  (void)e.TakeActions();
+  FollowDThroughSrc(e);
   uint64_t owed = 0;
   size_t grants = 0;
   for (uint64_t seq = 1; seq <= 40; ++seq) {
@@ -259,9 +264,7 @@ TEST(EngineTest, SnapshotChunksHeldForTheInstallAreOwedCredit) {
   SyncOptions o;
   o.credit_batch_bytes = 100;
   Engine e(o);
-  e.OnPeerActive("src");
-  e.OnMessage("src", CatalogueOf({{"d", 100}}, true));
-  (void)e.TakeActions();
+  FollowDThroughSrc(e);
   uint64_t held = 0;
   for (uint32_t i = 1; i <= 3; ++i) {
     wire::Envelope m;
