@@ -343,20 +343,32 @@ TEST(EngineTest, AForkStopsFollowingThatPeerForTheDevice) {
   EXPECT_EQ(e.Via("d"), "");
 }
 
+// One Events message of "d" holding record `seq`.
+wire::Envelope EventOf(uint64_t seq) {
+  wire::Envelope m;
+  m.mutable_events()->set_device("d");
+  m.mutable_events()->add_records()->set_seq(seq);
+  return m;
+}
+
+// "d" (10 at its source "src") followed through "src" and seq 1 received:
+// returns the journal write that started, still in flight.
+Action ApplyOfSeq1InFlight(Engine& e) {
+  e.OnPeerActive("src");
+  e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
+  e.OnMessage("src", EventOf(1));
+  auto applies = Of(e.TakeActions(), Action::Kind::kApply);
+  EXPECT_EQ(applies.size(), 1u);
+  return applies.empty() ? Action() : std::move(applies[0]);
+}
+
 // Discovery replaces a connection to the same peer with OnPeerGone then
 // OnPeerActive. A device whose apply was still running when the old connection
 // went must be subscribed again on the new one (the fault harness found a
 // subscriber stuck 64 events behind its relay for good after such a swap).
 TEST(EngineTest, AReplacedConnectionSubscribesAgainWhileAnApplyRuns) {
   Engine e;
-  e.OnPeerActive("src");
-  e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
-  wire::Envelope m;
-  m.mutable_events()->set_device("d");
-  m.mutable_events()->add_records()->set_seq(1);
-  e.OnMessage("src", m);
-  auto applies = Of(e.TakeActions(), Action::Kind::kApply);
-  ASSERT_EQ(applies.size(), 1u);
+  const Action apply = ApplyOfSeq1InFlight(e);
   e.OnPeerGone("src");
   e.OnPeerActive("src");
   e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
@@ -364,11 +376,10 @@ TEST(EngineTest, AReplacedConnectionSubscribesAgainWhileAnApplyRuns) {
   ASSERT_EQ(subs.size(), 1u) << "not subscribed on the new connection";
   EXPECT_EQ(subs[0].peer, "src");
   EXPECT_EQ(e.Via("d"), "src");
-  m.mutable_events()->mutable_records(0)->set_seq(2);
-  e.OnMessage("src", m);
+  e.OnMessage("src", EventOf(2));
   EXPECT_TRUE(Of(e.TakeActions(), Action::Kind::kApply).empty())
       << "two journal writes in flight for one device";
-  e.OnApplyDone("src", "d", Status::Ok(), applies[0].credit);
+  e.OnApplyDone("src", "d", Status::Ok(), apply.credit);
   auto next = e.TakeActions();
   EXPECT_TRUE(Of(next, Action::Kind::kSend, wire::Envelope::kCredit).empty())
       << "credit for what the old connection delivered";
@@ -377,16 +388,9 @@ TEST(EngineTest, AReplacedConnectionSubscribesAgainWhileAnApplyRuns) {
 
 TEST(EngineTest, AnApplyOutlivingItsPeerLeavesTheDeviceToBeFollowedAgain) {
   Engine e;
-  e.OnPeerActive("src");
-  e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
-  wire::Envelope m;
-  m.mutable_events()->set_device("d");
-  m.mutable_events()->add_records()->set_seq(1);
-  e.OnMessage("src", m);
-  auto applies = Of(e.TakeActions(), Action::Kind::kApply);
-  ASSERT_EQ(applies.size(), 1u);
+  const Action apply = ApplyOfSeq1InFlight(e);
   e.OnPeerGone("src");
-  e.OnApplyDone("src", "d", Status::Ok(), applies[0].credit);
+  e.OnApplyDone("src", "d", Status::Ok(), apply.credit);
   EXPECT_TRUE(e.TakeActions().empty());
   e.OnPeerActive("src");
   e.OnMessage("src", CatalogueOf({{"d", 10}}, true));

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "testutil/manual_clock.h"
 #include "testutil/pki.h"
 #include "testutil/status_matchers.h"
@@ -68,8 +70,9 @@ class SubscriberTest : public ::testing::Test {
     e->set_last(last);
     sub_->OnMessage(m);
   }
-  // What the node sends for a subscription of "d" from `from`.
-  void Serve(uint64_t from) {
+  // What the node sends for a subscription of "d" from `from`; `tamper` may
+  // change the events on the way.
+  void Serve(uint64_t from, std::function<void(wire::Events*)> tamper = nullptr) {
     wire::Envelope h;
     h.mutable_stream_header()->set_device("d");
     h.mutable_stream_header()->set_device_cert(signer_->public_key()->cert_der());
@@ -79,6 +82,7 @@ class SubscriberTest : public ::testing::Test {
     auto records = source_->Read("d", from, 1000);
     CHECK(records.ok());
     for (auto& r : *records) *ev.mutable_events()->add_records() = r;
+    if (tamper) tamper(ev.mutable_events());
     sub_->OnMessage(ev);
   }
   std::vector<uint64_t> Printed() const {
@@ -150,17 +154,7 @@ TEST_F(SubscriberTest, ForgedEventsEndTheTailAndNothingIsPrinted) {
   Make(o);
   NodeHello();
   Catalogue("d", 2);
-  wire::Envelope h;
-  h.mutable_stream_header()->set_device("d");
-  h.mutable_stream_header()->set_device_cert(signer_->public_key()->cert_der());
-  sub_->OnMessage(h);
-  wire::Envelope ev;
-  ev.mutable_events()->set_device("d");
-  auto records = source_->Read("d", 1, 10);
-  ASSERT_OK(records);
-  for (auto& r : *records) *ev.mutable_events()->add_records() = r;
-  ev.mutable_events()->mutable_records(0)->set_payload("forged");
-  sub_->OnMessage(ev);
+  Serve(1, [](wire::Events* e) { e->mutable_records(0)->set_payload("forged"); });
   Take();
   EXPECT_TRUE(Printed().empty());
   ASSERT_EQ(Of(K::kEnd).size(), 1u);
