@@ -53,6 +53,9 @@ Result<int> Discovery::Start() {
     Result<std::vector<wire::PeerRecord>> history =
         store_->Load(config_.options.max_peers);
     if (!history.ok()) return history.status().WithContext("peer history");
+    for (const auto& r : *history) {
+      if (!r.node_id().empty() && r.last_seen_us() > 0) ++remembered_peers_;
+    }
     core_->Restore(*history);
   }
   for (const std::string& seed : config_.seeds) core_->AddSeed(seed);

@@ -112,6 +112,8 @@ class Discovery {
   const std::string& node_id() const { return context_->node_id(); }
   const std::string& advertise() const { return advertise_; }
   uint64_t connect_attempts() const;
+  // Peers in the saved history at Start that once completed a hello with us.
+  size_t remembered_peers() const { return remembered_peers_; }
   // REQUIRES: Start succeeded.
   const PeerManager& core() const { return *core_; }
 
@@ -138,6 +140,7 @@ class Discovery {
   std::unique_ptr<DnsResolver> dns_;
   PeerListener* listener_ = nullptr;
   std::string advertise_;
+  size_t remembered_peers_ = 0;
   uv_timer_t timer_;
   bool started_ = false;
   bool stopping_ = false;

@@ -41,14 +41,9 @@ Result<std::unique_ptr<Journal>> Journal::Open(JournalOptions options) {
 }
 
 Journal::~Journal() {
-  std::map<std::string, std::vector<std::unique_ptr<Op>>> held;
   {
     std::lock_guard<std::mutex> l(mu_);
     stopping_ = true;
-    held.swap(held_);
-  }
-  for (auto& [device, ops] : held) {
-    for (auto& op : ops) op->on_append(Status::Unavailable("journal is shutting down"));
   }
   queue_cv_.notify_all();
   if (writer_.joinable()) writer_.join();

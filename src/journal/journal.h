@@ -48,7 +48,6 @@ inline constexpr size_t kMaxTypeBytes = 64;
 inline constexpr size_t kMaxPayloadBytes = 1u << 20;
 inline constexpr size_t kMaxEventsPerAppend = 10000;
 inline constexpr size_t kMaxSnapshotChunkBytes = 1u << 20;
-inline constexpr size_t kMaxHeldAppends = 4096;
 
 struct JournalOptions {
   StoreOptions store;
@@ -66,7 +65,14 @@ struct JournalOptions {
   // A source signs a record at least every this many payload bytes, so that a
   // chunk ending at a signed record stays small.
   size_t sign_every_bytes = 256u << 10;
+  // A KV event whose payload ParseKvOp refuses is refused at append. Only tests
+  // set this false, to sign what a hostile or older device could have signed
+  // (such an event is then opaque, as it is on every replica).
+  bool refuse_bad_kv = true;
 };
+
+// The refusal of an append while the restore guard holds `device`.
+Status GuardRefusal(const std::string& device);
 
 struct NewEvent {
   std::string type;
@@ -105,7 +111,10 @@ struct KvItem {
 
 struct SnapshotData {
   wire::SnapshotHeader header;
+  // Chunks first_chunk, first_chunk + 1, …: all of them (1..header.chunks()) but
+  // for ReadSnapshotChunks.
   std::vector<wire::SnapshotChunk> chunks;
+  uint32_t first_chunk = 1;
 };
 
 // What a cursor or subscription hands over next: a snapshot (when the requested
@@ -174,6 +183,12 @@ class Journal {
   Result<std::vector<KvItem>> KvList(std::string_view device, std::string_view store,
                                      std::string_view start_after, size_t limit) const;
   Result<SnapshotData> ReadSnapshot(std::string_view device) const;
+  // Part of the newest snapshot, for serving it paced by credit: its header and
+  // chunks from `first` on, at least one and then while they total under
+  // `max_bytes`, read at one point in time. When the newest snapshot is not at
+  // `expect_seq` (0: any) it has been replaced: the read starts at its chunk 1.
+  Result<SnapshotData> ReadSnapshotChunks(std::string_view device, uint64_t expect_seq,
+                                          uint32_t first, size_t max_bytes) const;
   // The whole view (expired entries too) as kept, and as rebuilt from the
   // snapshot plus the events after it. The two must be equal.
   Result<std::vector<KvItem>> KeptView(std::string_view device) const;
@@ -181,6 +196,15 @@ class Journal {
   // Re-checks a stream end to end: chain, signatures, snapshot, rebuilt view.
   Status Verify(std::string_view device) const;
   std::vector<wire::ForkProof> Forks() const;
+  // A peer holds `theirs` for a device this node is the source of: records from
+  // some seq on, chained and closed by a signature of the device's key. When they
+  // chain from our history and differ from what we hold at a seq, our own device
+  // has forked there (a restored source that re-issued seqs): the proof is
+  // stored, counted and returned as that seq. 0 when nothing we hold disagrees or
+  // we cannot check (their first seq's predecessor is gone). Corruption when the
+  // records do not chain or their signature fails. Blocking; any thread.
+  Result<uint64_t> RecordOwnFork(const std::string& device,
+                                 const std::vector<wire::Record>& theirs);
   // How many fork proofs are stored (cheap: kept in memory).
   size_t ForkCount() const;
 
@@ -199,12 +223,12 @@ class Journal {
   void SetCommitTap(CommitTap tap);
 
   // ---- restore guard (DESIGN.md, trust)
-  // While appends to a device this node is the source of are held, they wait
-  // (at most kMaxHeldAppends of them; more are refused) and Apply/InstallSnapshot
+  // While appends to a device this node is the source of are held, they are
+  // refused at once with GuardRefusal (Unavailable) and Apply/InstallSnapshot
   // accept the device's own stream from peers, verified with this node's key, so
   // a reinstalled or restored source catches up before it issues another seq.
   void HoldAppends(const std::string& device);
-  // Lets the held appends run, in the order they arrived.
+  // Accepts appends again; the next seq follows what the stream holds then.
   void ReleaseAppends(const std::string& device);
   bool AppendsHeld(const std::string& device) const;
 
@@ -293,8 +317,12 @@ class Journal {
   CommitTap tap_;
   int callbacks_running_ = 0;  // FinishCommit calls of listener_/tap_ copies
   std::condition_variable callbacks_done_;
-  std::map<std::string, std::vector<std::unique_ptr<Op>>> held_;  // restore guard
-  std::set<std::string> fork_keys_;                               // stored proofs
+  std::set<std::string> held_;  // restore guard: devices whose appends are refused
+  // Writer: appends in a row that LevelDB could not open a file for (each one
+  // failed alone); past kMaxOpenFileFailures the journal is poisoned.
+  int open_file_failures_ = 0;
+  static constexpr int kMaxOpenFileFailures = 3;
+  std::set<std::string> fork_keys_;  // stored proofs
   std::thread writer_;
 
   std::mutex sub_mu_;  // guards subs_, ready_, delivering_, sub_stopping_

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json_limits.h"
+
 namespace cairn::journal {
 namespace {
 
@@ -50,6 +52,11 @@ bool IsKvType(std::string_view type) {
 }
 
 Result<KvOp> ParseKvOp(std::string_view type, std::string_view payload) {
+  // Before the recursive parser sees it: the source refuses such a payload and a
+  // replica that receives one signed keeps it as an opaque event (kv.h).
+  if (!JsonDepthWithinLimit(payload)) {
+    return Bad(type, "nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   json doc =
       json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return Bad(type, "is not valid JSON");
@@ -79,10 +86,23 @@ std::optional<wire::KvEntry> ApplyKvOp(const KvOp& op,
   if (op.kind == KvKind::kPut) {
     next.set_value(op.value_json);
   } else {
-    json target = live ? json::parse(current->value(), nullptr, false) : json::object();
-    if (target.is_discarded()) target = json::object();
+    // A stored value comes from our own ops or from a signed snapshot; one that is
+    // not JSON within the depth limit patches as {} on every node alike.
+    json target = json::object();
+    if (live && JsonDepthWithinLimit(current->value())) {
+      target = json::parse(current->value(), nullptr, false);
+      if (target.is_discarded()) target = json::object();
+    }
+    // The patch and the target nest at most kMaxJsonDepth deep, so does the result.
     target.merge_patch(json::parse(op.value_json, nullptr, false));
-    next.set_value(target.dump());
+    std::string merged = target.dump();
+    if (merged.size() > kMaxKvValueBytes) {
+      // Deterministic on every node: a patch that would grow the value past the
+      // limit leaves the entry as it was.
+      if (live) return current;
+      return std::nullopt;
+    }
+    next.set_value(std::move(merged));
   }
   int64_t expiry = 0;
   if (op.has_ttl) {

@@ -12,6 +12,12 @@
 // + ttl_ms; a patch without ttl_ms keeps the entry's expiry. An entry that has
 // expired by an event's time is absent for that event.
 //
+// Limits, the same at the source and on every replica (both call ParseKvOp on the
+// same signed bytes): a payload nesting deeper than kMaxJsonDepth is refused at
+// append and, if a device signed one anyway, is an opaque (non-KV) event
+// everywhere. A patch whose result would exceed kMaxKvValueBytes leaves the entry
+// unchanged everywhere.
+//
 // Thread-safety: pure functions.
 #pragma once
 
@@ -27,6 +33,8 @@ namespace cairn::journal {
 
 inline constexpr size_t kMaxKvStoreBytes = 128;
 inline constexpr size_t kMaxKvKeyBytes = 1024;
+// A value after a merge patch; a put's value is bounded by the payload limit.
+inline constexpr size_t kMaxKvValueBytes = 1u << 20;
 
 enum class KvKind { kPut, kPatch, kDel };
 

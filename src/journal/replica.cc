@@ -201,4 +201,54 @@ Result<ApplyOutcome> Journal::DoApply(Op& op) {
   return out;
 }
 
+Result<uint64_t> Journal::RecordOwnFork(const std::string& device,
+                                        const std::vector<wire::Record>& theirs) {
+  std::shared_ptr<const DevicePublicKey> key;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = signers_.find(device);
+    if (it == signers_.end()) {
+      return Status::PermissionDenied("this node is not the source of '" + device + "'");
+    }
+    key = it->second->public_key();
+  }
+  if (theirs.empty()) return Status::InvalidArgument("a fork notice without records");
+  CAIRN_RETURN_IF_ERROR(CheckShape(device, theirs));
+  CAIRN_ASSIGN_OR_RETURN(auto meta, MetaAt(device, nullptr));
+  const uint64_t first = theirs.front().seq();
+  if (!meta || first > meta->last()) return uint64_t{0};
+  std::string prev;
+  if (first == 1) {
+    prev = GenesisHash(device, key->raw());
+  } else if (first - 1 == meta->snapshot()) {
+    prev = meta->snapshot_hash();
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(
+        auto before, store_->GetProto<wire::Record>(layout::EventKey(device, first - 1)));
+    if (!before) return uint64_t{0};  // compacted: nothing to chain from
+    prev = before->hash();
+  }
+  CAIRN_ASSIGN_OR_RETURN(long signed_at, CheckChain(device, *key, prev, theirs, 0));
+  if (signed_at < 0) {
+    return Status::Corruption("a fork notice for '" + device + "' carries no signature");
+  }
+  for (size_t k = 0; k <= static_cast<size_t>(signed_at); ++k) {
+    const uint64_t seq = theirs[k].seq();
+    if (seq > meta->last()) break;
+    CAIRN_ASSIGN_OR_RETURN(auto ours,
+                           store_->GetProto<wire::Record>(layout::EventKey(device, seq)));
+    if (!ours || ours->hash() == theirs[k].hash()) continue;
+    wire::ForkProof proof;
+    proof.set_device(device);
+    proof.set_seq(seq);
+    proof.set_our_hash(ours->hash());
+    proof.set_detected_us(options_.clock->NowMicros());
+    for (size_t j = k; j <= static_cast<size_t>(signed_at); ++j)
+      *proof.add_theirs() = theirs[j];
+    CAIRN_RETURN_IF_ERROR(StoreForkProof(proof));
+    return seq;
+  }
+  return uint64_t{0};
+}
+
 }  // namespace cairn::journal

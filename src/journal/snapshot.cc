@@ -230,6 +230,32 @@ Result<SnapshotData> Journal::ReadSnapshot(std::string_view device) const {
   return ReadSnapshotAt(device, nullptr);
 }
 
+Result<SnapshotData> Journal::ReadSnapshotChunks(std::string_view device,
+                                                 uint64_t expect_seq, uint32_t first,
+                                                 size_t max_bytes) const {
+  internal::SnapshotHold hold(store_->db());
+  SnapshotData snap;
+  CAIRN_ASSIGN_OR_RETURN(auto header, store_->GetProto<wire::SnapshotHeader>(
+                                          layout::SnapshotKey(device, 0), hold.get()));
+  if (!header) return Status::NotFound("'" + std::string(device) + "' has no snapshot");
+  snap.header = std::move(*header);
+  if (first == 0 || (expect_seq != 0 && snap.header.seq() != expect_seq)) first = 1;
+  snap.first_chunk = first;
+  size_t bytes = 0;
+  for (uint32_t i = first; i <= snap.header.chunks() && (i == first || bytes < max_bytes);
+       ++i) {
+    CAIRN_ASSIGN_OR_RETURN(auto chunk, store_->GetProto<wire::SnapshotChunk>(
+                                           layout::SnapshotKey(device, i), hold.get()));
+    if (!chunk) {
+      return Status::Corruption(store_->path() + ": snapshot chunk " + std::to_string(i) +
+                                " of '" + std::string(device) + "' is missing");
+    }
+    bytes += chunk->ByteSizeLong();
+    snap.chunks.push_back(std::move(*chunk));
+  }
+  return snap;
+}
+
 Result<SnapshotData> Journal::ReadSnapshotAt(std::string_view device,
                                              const leveldb::Snapshot* at) const {
   SnapshotData snap;

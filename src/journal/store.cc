@@ -28,7 +28,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   o.write_buffer_size = options.write_buffer_bytes;
   o.block_cache = store->cache_.get();
   o.filter_policy = store->filter_.get();
-  o.max_open_files = 500;
+  o.max_open_files = options.max_open_files;
   leveldb::DB* db = nullptr;
   leveldb::Status s = leveldb::DB::Open(o, options.path, &db);
   if (!s.ok()) {

@@ -24,6 +24,8 @@ struct StoreOptions {
   bool create_if_missing = true;
   size_t write_buffer_bytes = 16u << 20;
   size_t block_cache_bytes = 32u << 20;
+  // File descriptors LevelDB may keep open (its table cache and a few more).
+  int max_open_files = 500;
   // Read every entry once at open, checksums verified: LevelDB checks a table
   // block only when it reads it, so without this a flipped bit in a table goes
   // unnoticed until that range is served. Costs one sequential read of the store.

@@ -102,7 +102,7 @@ Status ValidateEvent(const NewEvent& e) {
 
 // Validates, digests and encodes events on the caller's thread, into one buffer.
 Status Prepare(const std::string& device, const std::vector<NewEvent>& events,
-               int64_t time_us, internal::Op* op) {
+               int64_t time_us, bool refuse_bad_kv, internal::Op* op) {
   if (events.empty()) return Status::InvalidArgument("append of no events");
   if (events.size() > kMaxEventsPerAppend) {
     return Status::InvalidArgument("append of " + std::to_string(events.size()) +
@@ -122,8 +122,11 @@ Status Prepare(const std::string& device, const std::vector<NewEvent>& events,
     PreparedEvent& p = op->events[i];
     if (IsKvType(e.type)) {
       Result<KvOp> kv = ParseKvOp(e.type, e.payload);
-      if (!kv.ok()) return kv.status().WithContext(where());
-      p.kv = std::move(*kv);
+      if (kv.ok()) {
+        p.kv = std::move(*kv);
+      } else if (refuse_bad_kv) {
+        return kv.status().WithContext(where());
+      }
     }
     p.time_us = time_us;
     ContentDigest(device, time_us, e.type, e.payload, p.content.data());
@@ -134,6 +137,16 @@ Status Prepare(const std::string& device, const std::vector<NewEvent>& events,
   }
   op->bytes = op->bodies.size();
   return Status::Ok();
+}
+
+// LevelDB opens files (a new log, a table) before it appends a batch to its log;
+// running out of descriptors there means this batch was not written at all, so
+// the group fails and the journal goes on. Any other failure may have left the
+// batch in the log (it would come back on reopen): its outcome is unknown and
+// the journal stops taking appends (poisoned_) until a restart.
+bool FailedBeforeWriting(const Status& s) {
+  const std::string& m = s.message();
+  return m.find("Too many open files") != std::string::npos;
 }
 
 }  // namespace
@@ -161,7 +174,8 @@ void Journal::StartAppend(std::string device, std::vector<NewEvent> events,
   }
   auto op = std::make_unique<Op>();
   op->kind = Op::Kind::kAppend;
-  Status prepared = Prepare(device, events, options_.clock->NowMicros(), op.get());
+  Status prepared = Prepare(device, events, options_.clock->NowMicros(),
+                            options_.refuse_bad_kv, op.get());
   if (!prepared.ok()) {
     done(prepared);
     return;
@@ -184,18 +198,10 @@ void Journal::Submit(std::unique_ptr<Op> op, bool may_write_here) {
     if (op->on_seq) op->on_seq(closing);
     return;
   }
-  if (op->kind == Op::Kind::kAppend) {
-    if (auto held = held_.find(op->device); held != held_.end()) {
-      if (held->second.size() < kMaxHeldAppends) {
-        held->second.push_back(std::move(op));
-        return;
-      }
-      l.unlock();
-      op->on_append(Status::Unavailable("appends to '" + op->device +
-                                        "' are held until its stream is caught up from "
-                                        "peers (restore guard), and too many wait"));
-      return;
-    }
+  if (op->kind == Op::Kind::kAppend && held_.count(op->device)) {
+    l.unlock();
+    op->on_append(GuardRefusal(op->device));
+    return;
   }
   queue_.push_back(std::move(op));
   if (may_write_here && !writing_) {
@@ -207,21 +213,25 @@ void Journal::Submit(std::unique_ptr<Op> op, bool may_write_here) {
 
 void Journal::HoldAppends(const std::string& device) {
   std::lock_guard<std::mutex> l(mu_);
-  if (signers_.count(device)) held_.try_emplace(device);
+  if (signers_.count(device)) held_.insert(device);
 }
 
 void Journal::ReleaseAppends(const std::string& device) {
   std::lock_guard<std::mutex> l(mu_);
-  auto it = held_.find(device);
-  if (it == held_.end()) return;
-  for (auto& op : it->second) queue_.push_back(std::move(op));
-  held_.erase(it);
-  queue_cv_.notify_one();
+  held_.erase(device);
 }
 
 bool Journal::AppendsHeld(const std::string& device) const {
   std::lock_guard<std::mutex> l(mu_);
   return held_.count(device) > 0;
+}
+
+Status GuardRefusal(const std::string& device) {
+  return Status::Unavailable(
+      "unavailable: waiting for peers to report the head of '" + device +
+      "' (restore guard: this node may have lost part of its stream); `cairn status` "
+      "says what it waits for, `cairn guard release " +
+      device + "` starts the stream without them");
 }
 
 Status Journal::Poisoned() const {
@@ -340,7 +350,13 @@ void Journal::RunAppendGroup(std::vector<std::unique_ptr<Op>>& ops) {
     SignGroup(group);
     internal::EncodeGroup(group);
     status = store_->Write(&group.batch, options_.sync_writes);
-    if (!status.ok()) {
+    // LevelDB keeps a failure of its background compaction for every later write:
+    // after a few in a row the journal stops, as for any other failed write.
+    open_file_failures_ =
+        !status.ok() && FailedBeforeWriting(status) ? open_file_failures_ + 1 : 0;
+    if (open_file_failures_ > 0 && open_file_failures_ <= kMaxOpenFileFailures) {
+      status = Status::Unavailable("append not written, try again: " + status.message());
+    } else if (!status.ok()) {
       std::lock_guard<std::mutex> l(mu_);
       poisoned_ = Status::UnknownOutcome("journal stopped after a failed write (" +
                                          status.message() + "); restart the node");

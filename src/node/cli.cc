@@ -48,6 +48,24 @@ int StatusCmd(const Options& o) {
         static_cast<unsigned long long>(d.last()),
         static_cast<unsigned long long>(d.snapshot()),
         d.source() ? "source" : ("via " + (d.via().empty() ? "?" : d.via())).c_str());
+    if (d.forked_at_size() > 0) {
+      std::string seqs;
+      for (uint64_t seq : d.forked_at())
+        seqs += (seqs.empty() ? "" : ", ") + std::to_string(seq);
+      std::printf(
+          "  FORKED at seq %s: two validly signed histories; this node kept its "
+          "own%s\n",
+          seqs.c_str(),
+          d.source() ? " (its own device: a restored or duplicated "
+                       "source)"
+                     : "");
+    }
+    if (!d.guard().empty()) {
+      std::printf(
+          "  appends refused (restore guard): %s; `cairn guard release %s` "
+          "starts it without them\n",
+          d.guard().c_str(), d.device().c_str());
+    }
   }
   return 0;
 }
@@ -113,6 +131,17 @@ int Verify(const Options& o) {
   return 0;
 }
 
+int GuardRelease(const Options& o) {
+  wire::ControlRequest req;
+  req.mutable_guard_release()->set_device(o.device);
+  auto r = CallNode(o, req);
+  if (!r.ok())
+    return Fail("guard release " + o.device + " failed: " + r.status().message());
+  std::printf("%s: appends accepted; the next seq follows what this node holds\n",
+              o.device.c_str());
+  return 0;
+}
+
 }  // namespace cli
 
 namespace {
@@ -166,6 +195,12 @@ void AddCommands(CLI::App& app, Options& o) {
   snap->add_option("DEVICE", o.device, "device id")->required();
   CLI::App* ver = Add(app, "verify", "re-check chain and signatures of a stored device");
   ver->add_option("DEVICE", o.device, "device id")->required();
+  CLI::App* guard = Add(app, "guard", "the restore guard of a source device");
+  guard->require_subcommand(1);
+  CLI::App* release = Add(*guard, "release",
+                          "accept appends now, without waiting for peers to report the "
+                          "device's head (seqs they hold beyond ours become a fork)");
+  release->add_option("DEVICE", o.device, "device id")->required();
 }
 
 int Dispatch(CLI::App& app, const Options& o) {
@@ -174,6 +209,7 @@ int Dispatch(CLI::App& app, const Options& o) {
   if (app.got_subcommand("status")) return cli::StatusCmd(o);
   if (app.got_subcommand("snapshot")) return cli::Snapshot(o);
   if (app.got_subcommand("verify")) return cli::Verify(o);
+  if (app.got_subcommand("guard")) return cli::GuardRelease(o);
   CLI::App* kv = app.get_subcommand("kv");
   if (kv->got_subcommand("get")) return cli::KvGet(o);
   return cli::KvList(o);

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "base/json_limits.h"
 #include "node/cli_internal.h"
 #include "node/control_client.h"
 
@@ -40,11 +41,12 @@ class StdinAppender {
   size_t line_no_ = 0;
   bool eof_ = false;
   bool failed_ = false;
+  bool try_later_ = false;  // refused as Unavailable (restore guard, shutting down)
 };
 
 int StdinAppender::Run() {
   for (;;) {
-    if (failed_ && outstanding_ == 0) return 1;
+    if (failed_ && outstanding_ == 0) return try_later_ ? kExitTryLater : 1;
     if (eof_ && pending_.empty() && outstanding_ == 0) return 0;
     if (!Step()) return 1;
   }
@@ -87,6 +89,11 @@ bool StdinAppender::ReadInput() {
 bool StdinAppender::TakeLine(const std::string& line) {
   ++line_no_;
   if (line.find_first_not_of(" \t\r") == std::string::npos) return true;
+  if (!JsonDepthWithinLimit(line)) {
+    Fail("stdin line " + std::to_string(line_no_) + ": JSON nests deeper than " +
+         std::to_string(kMaxJsonDepth) + " levels");
+    return false;
+  }
   json j = json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("type") ||
       !j["type"].is_string() || !j.contains("payload")) {
@@ -132,6 +139,7 @@ bool StdinAppender::ReceiveOne() {
   if (r->has_error()) {
     Fail("append to " + o_.device + " refused: " + r->error().message());
     failed_ = true;
+    try_later_ = r->error().code() == "Unavailable";
     return true;  // keep printing the acks of batches already sent
   }
   const auto& a = r->appended();
@@ -164,8 +172,17 @@ int Append(const Options& o) {
   auto* e = req.mutable_append()->add_events();
   e->set_type(o.type);
   e->set_payload(o.payload);
-  auto r = (*client)->Call(req);
+  // Send and Receive rather than Call: a refusal by the node (nothing appended)
+  // is told apart from a lost connection (the outcome is unknown).
+  auto sent = (*client)->Send(req);
+  if (!sent.ok())
+    return Fail("append to " + o.device + " failed: " + sent.status().message());
+  auto r = (*client)->Receive();
   if (!r.ok()) return Fail("append to " + o.device + " failed: " + r.status().message());
+  if (r->has_error()) {
+    Fail("append to " + o.device + " refused: " + r->error().message());
+    return r->error().code() == "Unavailable" ? kExitTryLater : 1;
+  }
   std::printf("%llu\n", static_cast<unsigned long long>(r->appended().last()));
   return 0;
 }

@@ -36,6 +36,10 @@ int KvGet(const Options& o);
 int KvList(const Options& o);
 int Snapshot(const Options& o);
 int Verify(const Options& o);
+int GuardRelease(const Options& o);
+// The exit code of an append the node refused for now (the restore guard, the
+// journal shutting down): try again later (sysexits.h EX_TEMPFAIL).
+inline constexpr int kExitTryLater = 75;
 // tail with --peer (tail_peer_uv.cc).
 int TailPeer(const Options& o);
 

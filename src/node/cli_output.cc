@@ -1,6 +1,7 @@
 // The JSON forms of events, snapshots and status printed by the CLI (issue 6).
 #include <cstdio>
 
+#include "base/json_limits.h"
 #include "node/cli_internal.h"
 
 namespace cairn::node::cli {
@@ -19,6 +20,9 @@ std::string Dump(const json& j) {
 }
 
 json PayloadJson(const std::string& bytes) {
+  // Payloads come from devices and peers: one nested too deep for the recursive
+  // parser and printer is shown as the string it is.
+  if (!JsonDepthWithinLimit(bytes)) return json(bytes);
   json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
   if (!j.is_discarded()) return j;
   return json(bytes);
@@ -50,7 +54,10 @@ json StatusJson(const wire::ControlStatusReply& s) {
                        {"snapshot", d.snapshot()},
                        {"source", d.source()},
                        {"via", d.via().empty() ? json(nullptr) : json(d.via())},
-                       {"behind", d.behind()}});
+                       {"behind", d.behind()},
+                       {"guard", d.guard().empty() ? json(nullptr) : json(d.guard())},
+                       {"forked_at", json(std::vector<uint64_t>(d.forked_at().begin(),
+                                                                d.forked_at().end()))}});
   }
   return json{
       {"node", s.node()}, {"peers", peers}, {"devices", devices}, {"forks", s.forks()}};

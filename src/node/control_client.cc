@@ -55,7 +55,7 @@ Result<uint64_t> ControlClient::Send(wire::ControlRequest request) {
 Result<wire::ControlReply> ControlClient::Receive() {
   char buf[64 << 10];
   for (;;) {
-    auto d = wire::DecodeFrame(in_);
+    auto d = wire::DecodeFrame(in_, wire::kMaxControlReplyBytes);
     if (d.state == wire::DecodeState::kMalformed) {
       return Status::Corruption("bad reply from the node: " + d.reason);
     }
@@ -77,7 +77,8 @@ Result<wire::ControlReply> ControlClient::Receive() {
 }
 
 bool ControlClient::HasBufferedReply() const {
-  return wire::DecodeFrame(in_).state != wire::DecodeState::kNeedMore;
+  return wire::DecodeFrame(in_, wire::kMaxControlReplyBytes).state !=
+         wire::DecodeState::kNeedMore;
 }
 
 Result<wire::ControlReply> ControlClient::Call(wire::ControlRequest request) {

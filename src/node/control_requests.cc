@@ -114,6 +114,8 @@ void ControlServer::Dispatch(Client& c, ControlRequest&& req) {
       return HandleTail(c, id, req.tail());
     case ControlRequest::kWatch:
       return HandleWatch(c, id);
+    case ControlRequest::kGuardRelease:
+      return HandleGuardRelease(c, id, req.guard_release().device());
     case ControlRequest::kKvGet:
     case ControlRequest::kKvList:
     case ControlRequest::kSnapshot:
@@ -159,6 +161,18 @@ void ControlServer::HandleAppend(Client& c, uint64_t id, wire::ControlAppend&& r
 void ControlServer::HandleStatus(Client& c, uint64_t id) {
   ControlReply r = Done(id);
   *r.mutable_status() = status_();
+  Finish(c, id, r);
+}
+
+void ControlServer::HandleGuardRelease(Client& c, uint64_t id,
+                                       const std::string& device) {
+  Status s = guard_releaser_ ? guard_releaser_(device)
+                             : Status::NotFound("this node runs no restore guard");
+  if (!s.ok()) return Finish(c, id, ErrorReply(id, s));
+  CAIRN_LOG(kWarn) << "restore guard of '" << device
+                   << "' released by the operator (cairn guard release)";
+  ControlReply r = Done(id);
+  r.mutable_guard_released()->set_device(device);
   Finish(c, id, r);
 }
 

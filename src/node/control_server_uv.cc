@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/check.h"
 #include "node/control_client_state.h"
 #include "node/log.h"
 #include "wire/frame.h"
@@ -80,7 +81,7 @@ void ControlServer::Accept() {
   clients_.emplace(c->id, std::move(c));
   if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_),
                 reinterpret_cast<uv_stream_t*>(&ref.pipe)) != 0 ||
-      closing_ || clients_.size() > kMaxClients) {
+      closing_ || clients_.size() > max_clients_) {
     CloseClient(ref);
     return;
   }
@@ -154,11 +155,15 @@ ControlServer::SendResult ControlServer::Send(uint64_t client,
   if (it == clients_.end() || it->second->closing) return SendResult::kGone;
   Client& c = *it->second;
   auto w = std::make_unique<WriteReq>();
-  Status s = wire::EncodeFrame(reply.SerializeAsString(), &w->bytes);
-  if (!s.ok()) {
+  Status s = wire::EncodeFrame(reply.SerializeAsString(), &w->bytes,
+                               wire::kMaxControlReplyBytes);
+  if (!s.ok()) {  // the client gets an error in its place, not a closed socket
     CAIRN_LOG(kError) << "control: reply too large: " << s.ToString();
-    CloseClient(c);
-    return SendResult::kGone;
+    wire::ControlReply refused = ErrorReply(
+        reply.id(), Status::ResourceExhausted("the reply is too large: " + s.message()));
+    refused.set_done(reply.done());
+    w->bytes.clear();
+    CHECK(wire::EncodeFrame(refused.SerializeAsString(), &w->bytes).ok());
   }
   uv_buf_t b = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
   w->req.data = &c;

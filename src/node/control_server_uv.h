@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -43,6 +44,8 @@ class ControlServer {
   static constexpr uint32_t kDefaultKvListLimit = 1000;
 
   using StatusProvider = std::function<wire::ControlStatusReply()>;
+  // The operator's release of a device's restore guard (loop thread).
+  using GuardReleaser = std::function<Status(const std::string& device)>;
 
   ControlServer(uv_loop_t* loop, journal::Journal* journal, LoopPost* post,
                 StatusProvider status);
@@ -60,6 +63,9 @@ class ControlServer {
   // A stream changed (any commit); a device not seen before is announced to
   // every ControlWatch. Loop thread.
   void OnStreamChanged(const std::string& device);
+  void set_guard_releaser(GuardReleaser f) { guard_releaser_ = std::move(f); }
+  // Clients at once (at most kMaxClients); more are closed at accept.
+  void set_max_clients(size_t n) { max_clients_ = std::min(n, kMaxClients); }
 
   // ---- for Tail (loop thread)
   enum class SendResult { kGone, kOk, kCongested };
@@ -92,12 +98,15 @@ class ControlServer {
   void HandleRead(Client& c, uint64_t id, wire::ControlRequest&& req);
   void HandleTail(Client& c, uint64_t id, const wire::ControlTail& req);
   void HandleWatch(Client& c, uint64_t id);
+  void HandleGuardRelease(Client& c, uint64_t id, const std::string& device);
   void Finish(Client& c, uint64_t id, const wire::ControlReply& reply);
 
   uv_loop_t* loop_;
   journal::Journal* journal_;
   LoopPost* post_;
   StatusProvider status_;
+  GuardReleaser guard_releaser_;
+  size_t max_clients_ = kMaxClients;
   uv_pipe_t listener_{};
   bool listening_ = false;
   bool closing_ = false;

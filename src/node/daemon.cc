@@ -1,6 +1,7 @@
 #include "node/daemon.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <iostream>
 
@@ -17,6 +18,7 @@ int RunDaemon(int argc, const char* const* argv) {
   const DaemonConfig& config = *parsed.config;
   SetLogLevel(*ParseLogLevel(config.log_level));
   signal(SIGPIPE, SIG_IGN);  // a vanished control client is an error return, not a kill
+  umask(077);  // the journal, logs and dev keys cairnd writes are its user's alone
   auto node = Node::Open(config);
   if (!node.ok()) {
     std::cerr << "cairnd: " << node.status().message() << std::endl;

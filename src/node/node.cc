@@ -1,11 +1,13 @@
 #include "node/node.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <utility>
 
 #include "node/dev_certs.h"
@@ -16,6 +18,31 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Makes the data directory private (0700, and 0600 for what an older cairnd left
+// readable in it): the journal and the control socket are the node's alone. New
+// files are born private through cairnd's umask (daemon.cc). What this user does
+// not own, or cannot change, is left as it is with a warning.
+void PrivatizeDataDir(const std::string& dir) {
+  auto tighten = [](const fs::path& p, bool is_dir) {
+    struct stat st {};
+    if (lstat(p.c_str(), &st) != 0 || st.st_uid != geteuid()) return;
+    const mode_t want = is_dir ? 0700 : 0600;
+    if ((st.st_mode & 0777) == want) return;
+    if (chmod(p.c_str(), want) != 0) {
+      CAIRN_LOG(kWarn) << "cannot make " << p.string() << " private: " << strerror(errno);
+    }
+  };
+  tighten(dir, true);
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const auto type = it->symlink_status(ec).type();
+    if (type == fs::file_type::directory || type == fs::file_type::regular) {
+      tighten(it->path(), type == fs::file_type::directory);
+    }
+  }
+}
+
 Status PrepareDataDir(const std::string& dir) {
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_directory(dir, ec)) {
@@ -24,6 +51,7 @@ Status PrepareDataDir(const std::string& dir) {
   fs::create_directories(dir, ec);
   if (ec)
     return Status::IOError("cannot create data directory " + dir + ": " + ec.message());
+  PrivatizeDataDir(dir);
   if (access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
     return Status::PermissionDenied("data directory " + dir +
                                     " is not readable and writable: " + strerror(errno));
@@ -42,6 +70,8 @@ Result<std::unique_ptr<Node>> Node::Open(const DaemonConfig& config) {
 }
 
 Status Node::Init() {
+  CAIRN_ASSIGN_OR_RETURN(fds_, RaiseAndShareFds());
+  CAIRN_LOG(kInfo) << fds_.Describe();
   CAIRN_RETURN_IF_ERROR(PrepareDataDir(config_.data_dir));
   control_path_ = config_.data_dir + "/cairn.sock";
   CAIRN_RETURN_IF_ERROR(LoadIdentity());
@@ -83,6 +113,7 @@ Status Node::LoadIdentity() {
 Status Node::OpenJournal() {
   journal::JournalOptions o;
   o.store.path = config_.data_dir + "/journal";
+  o.store.max_open_files = static_cast<int>(fds_.leveldb);
   o.ca = ca_;
   o.sources = signers_;
   o.sync_writes = config_.sync_writes;
@@ -105,8 +136,8 @@ Status Node::OpenJournal() {
 }
 
 Status Node::StartPeers() {
-  peers_ =
-      std::make_unique<PeerLayer>(&loop_, context_, config_, journal_->store()->db());
+  peers_ = std::make_unique<PeerLayer>(&loop_, context_, config_, fds_.connections,
+                                       journal_->store()->db());
   Status s = peers_->Start();
   if (!s.ok()) {
     return s.WithContext("cannot listen for peers");
@@ -122,12 +153,18 @@ Status Node::StartSync() {
   // control socket's tails use Journal::Subscribe and do not compete for it.
   if (auto* d = peers_->discovery()) {
     sync::SyncOptions options;
-    // The restore guard: a source with configured peers must not issue a seq it
-    // may already have issued before (a reinstall, a restored backup).
-    const size_t configured = config_.peers.size() + config_.dns_seeds.size();
-    options.restore_guard = !config_.new_device && configured > 0;
-    options.guard_expected_peers =
-        std::min<size_t>(configured, config_.peers.size() > 0 ? config_.peers.size() : 1);
+    // The restore guard: a source with configured or remembered peers must not
+    // issue a seq it may already have issued before (a reinstall, a restored
+    // backup). It waits for a majority of those peers (every one of one or two)
+    // to report its heads, or for the operator (README, "Restore guard").
+    // Remembered peers count up to kGuardMaxPeers: with peer exchange a node
+    // remembers the whole mesh, and a majority of it need not answer soon.
+    constexpr size_t kGuardMaxPeers = 5;
+    const size_t known =
+        std::max(config_.peers.size(), std::min(d->remembered_peers(), kGuardMaxPeers));
+    const size_t expected = known > 0 ? known : (config_.dns_seeds.empty() ? 0 : 1);
+    options.restore_guard = !config_.new_device && expected > 0;
+    options.guard_expected_peers = expected / 2 + 1;
     sync_ = std::make_unique<sync::SyncNode>(&loop_, journal_.get(), d, options);
     sync_->set_log([](const std::string& line) { CAIRN_LOG(kWarn) << "sync: " << line; });
     d->set_listener(sync_.get());
@@ -151,6 +188,11 @@ void Node::StopSync(std::function<void()> done) {
 Status Node::StartControl() {
   control_ = std::make_unique<ControlServer>(&loop_, journal_.get(), post_.get(),
                                              [this] { return BuildStatus(); });
+  control_->set_max_clients(fds_.control_clients);
+  control_->set_guard_releaser([this](const std::string& device) {
+    if (!sync_) return Status::NotFound("this node runs no restore guard");
+    return sync_->ReleaseGuard(device);
+  });
   return control_->Listen(control_path_);
 }
 
@@ -162,13 +204,19 @@ wire::ControlStatusReply Node::BuildStatus() {
     for (auto& p : peers_->Peers()) *r.add_peers() = std::move(p);
   }
   r.set_forks(static_cast<uint32_t>(journal_->ForkCount()));
+  std::map<std::string, std::vector<uint64_t>> forked_at;
+  if (r.forks() > 0) {
+    for (const auto& p : journal_->Forks()) forked_at[p.device()].push_back(p.seq());
+  }
   for (const auto& s : journal_->Catalogue()) {
     auto* d = r.add_devices();
+    for (uint64_t seq : forked_at[s.device]) d->add_forked_at(seq);
     d->set_device(s.device);
     d->set_first(s.first);
     d->set_last(s.last);
     d->set_snapshot(s.snapshot);
     d->set_source(s.source);
+    if (sync_ && s.source) d->set_guard(sync_->engine().GuardState(s.device));
     if (sync_ && !s.source) {
       d->set_via(sync_->engine().Via(s.device));
       const uint64_t peer_last = sync_->engine().PeerLast(s.device);

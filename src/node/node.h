@@ -30,6 +30,7 @@
 #include "journal/journal.h"
 #include "node/config.h"
 #include "node/control_server_uv.h"
+#include "node/fd_budget.h"
 #include "node/loop_post_uv.h"
 #include "node/node_peers.h"
 #include "sync/sync_uv.h"
@@ -72,6 +73,7 @@ class Node {
   wire::ControlStatusReply BuildStatus();
 
   DaemonConfig config_;
+  FdBudget fds_;
   std::string control_path_;
   uv_loop_t loop_{};
   bool loop_ready_ = false;

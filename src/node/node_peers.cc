@@ -16,12 +16,15 @@ using discovery::JoinHostPort;
 
 struct PeerLayer::Impl {
   Impl(uv_loop_t* loop, std::shared_ptr<const tls::Context> context,
-       const DaemonConfig& c, leveldb::DB* db)
+       const DaemonConfig& c, size_t max_connections, leveldb::DB* db)
       : store(db),
-        discovery(loop, std::move(context), Config(c), &store, SystemClock()) {}
+        discovery(loop, std::move(context), Config(c, max_connections), &store,
+                  SystemClock()) {}
 
-  static discovery::DiscoveryConfig Config(const DaemonConfig& c) {
+  static discovery::DiscoveryConfig Config(const DaemonConfig& c,
+                                           size_t max_connections) {
     discovery::DiscoveryConfig d;
+    d.tls.max_connections = max_connections;
     d.listen_host = c.listen_host;
     d.listen_port = c.listen_port;
     d.advertise = c.advertise;
@@ -73,8 +76,9 @@ std::vector<wire::ControlPeer> PeerLayer::Peers() const {
 discovery::Discovery* PeerLayer::discovery() { return &impl_->discovery; }
 
 PeerLayer::PeerLayer(uv_loop_t* loop, std::shared_ptr<const tls::Context> context,
-                     const DaemonConfig& config, leveldb::DB* db)
-    : impl_(std::make_unique<Impl>(loop, std::move(context), config, db)),
+                     const DaemonConfig& config, size_t max_connections, leveldb::DB* db)
+    : impl_(
+          std::make_unique<Impl>(loop, std::move(context), config, max_connections, db)),
       config_host_(config.listen_host),
       config_port_(config.listen_port) {}
 

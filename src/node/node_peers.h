@@ -32,8 +32,9 @@ namespace cairn::node {
 
 class PeerLayer {
  public:
+  // `max_connections`: peer connections open at once (see fd_budget.h).
   PeerLayer(uv_loop_t* loop, std::shared_ptr<const tls::Context> context,
-            const DaemonConfig& config, leveldb::DB* db);
+            const DaemonConfig& config, size_t max_connections, leveldb::DB* db);
   ~PeerLayer();
   PeerLayer(const PeerLayer&) = delete;
   PeerLayer& operator=(const PeerLayer&) = delete;

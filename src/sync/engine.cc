@@ -58,21 +58,60 @@ void Engine::OnLocalChange(const journal::StreamInfo& info) {
 
 void Engine::Flush() {
   if (dirty_.empty()) return;
-  wire::Envelope env;
-  wire::Catalogue* c = env.mutable_catalogue();
-  c->set_full(false);
-  for (const auto& device : dirty_) *c->add_entries() = LocalEntry(device);
+  std::vector<wire::Envelope> parts(1);
+  size_t bytes = 0;
+  for (const auto& device : dirty_) {
+    if (bytes >= kCatalogueBytes) {
+      parts.emplace_back();
+      bytes = 0;
+    }
+    wire::CatalogueEntry* e = parts.back().mutable_catalogue()->add_entries();
+    *e = LocalEntry(device);
+    bytes += e->ByteSizeLong() + 4;
+  }
   dirty_.clear();
-  for (const auto& [peer, p] : peers_) Send(peer, env);
+  for (const auto& [peer, p] : peers_) {
+    for (const auto& env : parts) Send(peer, env);
+  }
 }
 
 void Engine::OnPeerActive(const std::string& peer) {
-  peers_[peer] = Peer();
-  wire::Envelope env;
-  wire::Catalogue* c = env.mutable_catalogue();
-  c->set_full(true);
-  for (const auto& [device, info] : local_) *c->add_entries() = LocalEntry(device);
-  Send(peer, std::move(env));
+  Peer& p = peers_[peer] = Peer();
+  p.sending_after = "";
+  PumpCatalogue(peer);
+}
+
+// Sends the next parts of our full catalogue to `peer` while its connection is
+// below the high-water mark; OnDrained resumes. Deltas of devices already sent
+// follow through Flush, so the receiver's copy ends up current.
+void Engine::PumpCatalogue(const std::string& peer) {
+  auto p = peers_.find(peer);
+  if (p == peers_.end()) return;
+  Peer& pr = p->second;
+  // Sends are queued actions, so high_water_ cannot change within this call: send
+  // a burst that crosses the connection's high-water mark (1 MiB) and no more;
+  // OnDrained brings the next one.
+  if (high_water_(peer) && pr.sent_first_part) return;
+  size_t burst = 0;
+  while (pr.sending_after && burst < kCatalogueBurstBytes) {
+    wire::Envelope env;
+    wire::Catalogue* c = env.mutable_catalogue();
+    c->set_full(!pr.sent_first_part);
+    c->set_continues(pr.sent_first_part);
+    auto it = pr.sent_first_part ? local_.upper_bound(*pr.sending_after) : local_.begin();
+    size_t bytes = 0;
+    for (; it != local_.end() && bytes < kCatalogueBytes; ++it) {
+      wire::CatalogueEntry* e = c->add_entries();
+      *e = LocalEntry(it->first);
+      bytes += e->ByteSizeLong() + 4;
+      pr.sending_after = it->first;
+    }
+    c->set_more(it != local_.end());
+    if (it == local_.end()) pr.sending_after.reset();
+    pr.sent_first_part = true;
+    burst += bytes;
+    Send(peer, std::move(env));
+  }
 }
 
 void Engine::OnSubscriberActive(const std::string& name) {
@@ -120,7 +159,8 @@ void Engine::OnMessage(const std::string& peer, wire::Envelope m) {
       auto& serving = peers_[peer].serving;
       auto it = serving.find(m.credit().device());
       if (it == serving.end()) return;
-      it->second.credit += m.credit().bytes();
+      it->second.credit =
+          std::min(it->second.credit + ClampCredit(m.credit().bytes()), kMaxCreditBytes);
       return Pump(peer, m.credit().device());
     }
     case wire::Envelope::kStreamHeader: {
@@ -131,6 +171,19 @@ void Engine::OnMessage(const std::string& peer, wire::Envelope m) {
       const std::string device = m.snapshot().header().device();
       const uint64_t bytes = m.ByteSizeLong();
       return OnStreamMessage(peer, device, std::move(m), bytes);
+    }
+    case wire::Envelope::kForkNotice: {
+      auto& notice = *m.mutable_fork_notice();
+      if (notice.records_size() == 0) return Close(peer, "a fork notice without records");
+      auto local = local_.find(notice.device());
+      if (local == local_.end() || !local->second.source) return;  // not ours
+      Action a;
+      a.kind = Action::Kind::kOwnFork;
+      a.peer = peer;
+      a.device = notice.device();
+      for (auto& r : *notice.mutable_records()) a.records.push_back(std::move(r));
+      actions_.push_back(std::move(a));
+      return;
     }
     case wire::Envelope::kEvents: {
       const std::string device = m.events().device();
@@ -146,16 +199,23 @@ void Engine::OnMessage(const std::string& peer, wire::Envelope m) {
 void Engine::OnDrained(const std::string& peer) {
   auto p = peers_.find(peer);
   if (p == peers_.end()) return;
+  PumpCatalogue(peer);
   std::vector<std::string> devices;
   for (const auto& [device, s] : p->second.serving) devices.push_back(device);
   for (const auto& device : devices) Pump(peer, device);
 }
 
 void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
-  if (peers_[peer].subscriber) return;  // it has nothing to offer
-  heard_.insert(peer);
-  auto& entries = peers_[peer].catalogue.entries;
-  if (c.full()) entries.clear();
+  Peer& p = peers_[peer];
+  if (p.subscriber) return;  // it has nothing to offer
+  auto& entries = p.catalogue.entries;
+  if (c.full()) {
+    entries.clear();
+    p.catalogue_in_parts = c.more();
+  } else if (c.continues()) {
+    if (!p.catalogue_in_parts) return Close(peer, "catalogue part without its start");
+    p.catalogue_in_parts = c.more();
+  }
   for (const auto& e : c.entries()) {
     if (!journal::ValidateDeviceId(e.device()).ok()) {
       return Close(peer, "catalogue names an invalid device id");
@@ -165,6 +225,18 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
   if (entries.size() > options_.max_catalogue_entries) {
     return Close(peer, "catalogue exceeds " +
                            std::to_string(options_.max_catalogue_entries) + " devices");
+  }
+  // A guarded device catches up to the highest head any peer reported, also
+  // when that peer has gone since (then only the operator releases it).
+  for (const auto& device : guarded_) {
+    if (auto e = entries.find(device); e != entries.end()) {
+      guard_target_[device] = std::max(guard_target_[device], e->second.last());
+    }
+  }
+  if (p.catalogue_in_parts) return;  // plan once the whole catalogue is here
+  if ((c.full() || c.continues()) && !p.catalogue_whole) {
+    p.catalogue_whole = true;
+    heard_.insert(peer);
   }
   Replan();
   CheckGuard();
@@ -186,6 +258,7 @@ void Engine::Replan() {
   in.switch_margin = options_.switch_margin;
   in.rtt_switch_min_us = options_.rtt_switch_min_us;
   for (const auto& [device, peer] : Plan(in)) {
+    if (auto p = paused_.find(device); p != paused_.end() && p->second.wait > 0) continue;
     if (guarded_.count(device) &&
         in.peers[peer].entries[device].last() <= LocalEntry(device).last()) {
       continue;  // nothing to catch up from that peer
@@ -222,16 +295,33 @@ void Engine::Guard(const std::set<std::string>& devices, size_t expected_peers) 
   CheckGuard();
 }
 
-void Engine::ReleaseGuard(const std::string& reason) {
-  const std::set<std::string> devices = guarded_;
-  for (const auto& device : devices) Release(device, reason);
+bool Engine::ReleaseGuard(const std::string& device, const std::string& reason) {
+  if (!guarded_.count(device)) return false;
+  Release(device, reason);
+  return true;
+}
+
+std::string Engine::GuardState(const std::string& device) const {
+  if (!guarded_.count(device)) return "";
+  if (heard_.size() < guard_expected_peers_) {
+    return "waiting for peers to report this device's head: heard " +
+           std::to_string(heard_.size()) + " of the " +
+           std::to_string(guard_expected_peers_) + " needed";
+  }
+  return "catching up this device's own stream from peers (to seq " +
+         std::to_string(GuardTarget(device)) + ")";
+}
+
+uint64_t Engine::GuardTarget(const std::string& device) const {
+  auto it = guard_target_.find(device);
+  return std::max(PeerLast(device), it == guard_target_.end() ? 0 : it->second);
 }
 
 void Engine::CheckGuard() {
   if (guarded_.empty() || heard_.size() < guard_expected_peers_) return;
   const std::set<std::string> devices = guarded_;
   for (const auto& device : devices) {
-    if (PeerLast(device) > LocalEntry(device).last()) continue;  // still catching up
+    if (GuardTarget(device) > LocalEntry(device).last()) continue;  // catching up
     auto f = following_.find(device);
     if (f != following_.end() && (f->second.applying || !f->second.queue.empty()))
       continue;
@@ -254,6 +344,14 @@ void Engine::Release(const std::string& device, const std::string& reason) {
   a.device = device;
   a.reason = reason;
   actions_.push_back(std::move(a));
+}
+
+std::string Engine::SourcePeer(const std::string& device) const {
+  for (const auto& [peer, p] : peers_) {
+    auto it = p.catalogue.entries.find(device);
+    if (it != p.catalogue.entries.end() && it->second.source()) return peer;
+  }
+  return "";
 }
 
 std::string Engine::Via(const std::string& device) const {

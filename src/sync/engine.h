@@ -46,18 +46,31 @@ struct SyncOptions {
   int64_t catalogue_flush_ms = 10;
   uint64_t switch_margin = 64;             // see planner.h
   int64_t rtt_switch_min_us = 1000;        // see planner.h
-  size_t max_catalogue_entries = 100000;   // per peer
+  size_t max_catalogue_entries = 250000;   // per peer
   size_t max_snapshot_bytes = 256u << 20;  // one snapshot being received
-  // Restore guard: hold appends to our own devices until `guard_expected_peers`
-  // peers have told us their heads (catching our streams up from them first), or
-  // until guard_timeout_ms. Off with no configured peers or with --new-device.
+  // Restore guard: refuse appends to our own devices until `guard_expected_peers`
+  // peers have told us their heads (catching our streams up from them first).
+  // There is no time limit: only those answers or an operator's release
+  // (ReleaseGuard) let a stream that may be behind issue seqs again. SyncNode
+  // logs what it still waits for every guard_remind_ms. Off with no configured or
+  // remembered peers, and with --new-device (src/node/node.cc picks the quorum).
   bool restore_guard = false;
   size_t guard_expected_peers = 1;
-  int64_t guard_timeout_ms = 5000;
+  int64_t guard_remind_ms = 10'000;
 };
 
 struct Action {
-  enum class Kind { kSend, kRead, kReadSnapshot, kApply, kInstall, kClose, kRelease };
+  enum class Kind {
+    kSend,
+    kRead,
+    kReadSnapshot,
+    kApply,
+    kInstall,
+    kClose,
+    kRelease,
+    kNotifyFork,  // read our side of `device`'s newest fork, tell `peer` (its source)
+    kOwnFork,     // `peer` says our own `device` forked: check `records` with our key
+  };
   Kind kind = Kind::kSend;
   std::string peer;
   wire::Envelope message;             // kSend
@@ -65,8 +78,10 @@ struct Action {
   uint64_t from = 0;                  // kRead
   size_t max_bytes = 0;               // kRead
   uint64_t generation = 0;            // kRead, kReadSnapshot: the subscription served
+  uint64_t snapshot_seq = 0;          // kReadSnapshot: the one in transfer (0: newest)
+  uint32_t chunk = 0;                 // kReadSnapshot: the first chunk to read
   std::string cert_der;               // kApply, kInstall (may be empty)
-  std::vector<wire::Record> records;  // kApply
+  std::vector<wire::Record> records;  // kApply, kOwnFork
   journal::SnapshotData snapshot;     // kInstall
   uint64_t credit = 0;                // kApply, kInstall: bytes to grant back
   std::string reason;                 // kClose
@@ -74,6 +89,12 @@ struct Action {
 
 class Engine {
  public:
+  // A catalogue message carries at most about this many bytes of entries: a
+  // full catalogue of 100,000 devices goes in parts (see Catalogue in cairn.proto).
+  static constexpr size_t kCatalogueBytes = 256u << 10;
+  // Parts sent at once before waiting for the connection to drain.
+  static constexpr size_t kCatalogueBurstBytes = 2u << 20;
+
   explicit Engine(SyncOptions options = {});
 
   // The loop's view of write back-pressure on a peer's connection.
@@ -100,8 +121,12 @@ class Engine {
   // and none holds more of them than we do; meanwhile they are followed like
   // any other device. Each release is a kRelease action.
   void Guard(const std::set<std::string>& devices, size_t expected_peers);
-  void ReleaseGuard(const std::string& reason);  // the timeout: release them all
+  // The operator's release of one device; false when it was not guarded.
+  bool ReleaseGuard(const std::string& device, const std::string& reason);
   const std::set<std::string>& guarded() const { return guarded_; }
+  // What the guard of `device` waits for, for status and the log ("" when the
+  // device is not guarded).
+  std::string GuardState(const std::string& device) const;
 
   // ---- peers
   void OnPeerActive(const std::string& peer);
@@ -125,9 +150,19 @@ class Engine {
 
   std::vector<Action> TakeActions();
 
+  // Devices whose last apply failed here (our disk, our journal: IOError,
+  // Unavailable, UnknownOutcome) are not followed for a while; the peer that
+  // sent them is not blamed. SyncNode calls this every second: a device is
+  // followed again after 1 call, then 2, 4 … 64 while its applies keep failing.
+  void RetryPaused();
+  // True for a failure of this node's own journal or disk, not of the peer's data.
+  static bool IsLocalFailure(const Status& s);
+
   // The peer `device` is followed through, empty when none (or at its source).
   std::string Via(const std::string& device) const;
   uint64_t PeerLast(const std::string& device) const;  // best `last` any peer reports
+  // The peer that is `device`'s source (its catalogue says so), empty when none.
+  std::string SourcePeer(const std::string& device) const;
   uint64_t records_served() const { return records_served_; }
 
  private:
@@ -135,7 +170,12 @@ class Engine {
     uint64_t generation = 0;  // tells its reads from those of a replaced subscription
     uint64_t next = 1;
     uint64_t snapshot_sent = 0;  // newest snapshot seq sent on this subscription
-    uint64_t credit = 0;
+    // A snapshot in transfer (snap_next != 0): its seq and the next chunk to send.
+    uint64_t snap_seq = 0;
+    uint32_t snap_next = 0;
+    // Bytes we may still send; below zero after a read that overshot it (a chunk
+    // ends at a signed record), until the subscriber's grants pay the debt back.
+    int64_t credit = 0;
     bool reading = false;
     bool header_sent = false;
   };
@@ -158,11 +198,21 @@ class Engine {
   struct Peer {
     bool subscriber = false;  // serve it; never follow through it
     PeerCatalogue catalogue;
+    bool catalogue_whole = false;     // its full catalogue has arrived, every part
+    bool catalogue_in_parts = false;  // receiving the parts of its full catalogue
+    // Sending ours in parts: the last device sent (nullopt when not sending).
+    std::optional<std::string> sending_after;
+    bool sent_first_part = false;
     std::map<std::string, Serve> serving;  // by device
   };
 
+  // A peer's grant, bounded so that sums cannot overflow.
+  static constexpr int64_t kMaxCreditBytes = int64_t{1} << 40;
+  static int64_t ClampCredit(uint64_t bytes);
+
   // engine.cc
   void OnCatalogue(const std::string& peer, const wire::Catalogue& c);
+  void PumpCatalogue(const std::string& peer);
   void Replan();
   void FollowThrough(const std::string& device, const std::string& peer);
   void Send(const std::string& peer, wire::Envelope message);
@@ -172,6 +222,9 @@ class Engine {
   // engine_stream.cc
   void OnSubscribe(const std::string& peer, const wire::Subscribe& s);
   void Pump(const std::string& peer, const std::string& device);
+  uint64_t SendSnapshotPart(const std::string& peer, const std::string& device, Serve& s,
+                            const std::string& cert_der,
+                            const journal::SnapshotData& part);
   void OnStreamMessage(const std::string& peer, const std::string& device,
                        wire::Envelope&& message, uint64_t bytes);
   void ApplyNext(const std::string& device);
@@ -180,6 +233,7 @@ class Engine {
   uint64_t TakeQueuedEvents(Follow& f, uint64_t batch,
                             std::vector<wire::Record>* records);
   void CheckGuard();
+  uint64_t GuardTarget(const std::string& device) const;
   void Release(const std::string& device, const std::string& reason);
   void Probe(const std::string& device, const std::string& peer);
   bool TakeSnapshotChunk(const std::string& device, Follow& f, const wire::Snapshot& s);
@@ -192,12 +246,21 @@ class Engine {
   std::map<std::string, Follow> following_;
   std::set<std::pair<std::string, std::string>> forked_;  // (device, peer) refused
   std::set<std::pair<std::string, std::string>> probed_;  // (device, peer) re-read once
+  // A local failure applying it: followed again after `wait` more RetryPaused
+  // calls (1, 2, 4 … 64 s after failures in a row; see RetryPaused).
+  struct Paused {
+    int failures = 0;
+    int wait = 0;
+  };
+  std::map<std::string, Paused> paused_;
   std::vector<Action> actions_;
   uint64_t records_served_ = 0;
   uint64_t serve_generation_ = 0;
   std::set<std::string> guarded_;
   std::set<std::string> heard_;  // peers whose catalogue we have
   size_t guard_expected_peers_ = 0;
+  std::map<std::string, uint64_t>
+      guard_target_;  // highest head reported per guarded device
 };
 
 }  // namespace cairn::sync

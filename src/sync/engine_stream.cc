@@ -2,11 +2,16 @@
 // a peer (apply in order, one journal write at a time, credit granted back).
 #include <algorithm>
 
+#include "base/check.h"
 #include "sync/engine.h"
 
 namespace cairn::sync {
 
 // ---------------------------------------------------------------- serving
+
+int64_t Engine::ClampCredit(uint64_t bytes) {
+  return static_cast<int64_t>(std::min<uint64_t>(bytes, kMaxCreditBytes));
+}
 
 void Engine::OnSubscribe(const std::string& peer, const wire::Subscribe& s) {
   if (s.from() == 0 || !journal::ValidateDeviceId(s.device()).ok()) {
@@ -16,7 +21,7 @@ void Engine::OnSubscribe(const std::string& peer, const wire::Subscribe& s) {
   serve = Serve();  // a read still running for the one it replaces is dropped
   serve.generation = ++serve_generation_;
   serve.next = s.from();
-  serve.credit = s.credit();
+  serve.credit = ClampCredit(s.credit());
   Pump(peer, s.device());
 }
 
@@ -30,19 +35,33 @@ void Engine::Pump(const std::string& peer, const std::string& device) {
   if (it == p->second.serving.end()) return;
   Serve& s = it->second;
   auto local = local_.find(device);
-  if (s.reading || s.credit == 0 || local == local_.end() || high_water_(peer)) return;
+  if (s.reading || s.credit <= 0 || local == local_.end() || high_water_(peer)) return;
   const journal::StreamInfo& info = local->second;
   // A snapshot taken here since the subscriber passed its seq travels too, so the
-  // subscriber can compact its copy the same way.
+  // subscriber can compact its copy the same way; one at or after its next seq is
+  // where its catch-up starts.
   const bool new_snapshot = info.snapshot > s.snapshot_sent && info.snapshot < s.next;
-  if (!new_snapshot && s.next > info.last && s.next > info.snapshot) return;  // caught up
+  const bool below_snapshot = s.next <= info.snapshot;
+  const bool in_snapshot = s.snap_next != 0;
+  if (!in_snapshot && !new_snapshot && !below_snapshot && s.next > info.last) {
+    return;  // caught up
+  }
   Action a;
-  a.kind = new_snapshot ? Action::Kind::kReadSnapshot : Action::Kind::kRead;
   a.peer = peer;
   a.device = device;
-  a.from = s.next;
-  a.max_bytes = std::min<uint64_t>(s.credit, options_.read_chunk_bytes);
+  a.max_bytes =
+      std::min<uint64_t>(static_cast<uint64_t>(s.credit), options_.read_chunk_bytes);
   a.generation = s.generation;
+  if (in_snapshot || new_snapshot || below_snapshot) {
+    // Snapshots are served a few chunks per read, within the credit and below
+    // the connection's high-water mark like events: never queued whole.
+    a.kind = Action::Kind::kReadSnapshot;
+    a.snapshot_seq = in_snapshot ? s.snap_seq : 0;
+    a.chunk = in_snapshot ? s.snap_next : 1;
+  } else {
+    a.kind = Action::Kind::kRead;
+    a.from = s.next;
+  }
   s.reading = true;
   actions_.push_back(std::move(a));
 }
@@ -73,7 +92,7 @@ void Engine::OnLocalRecords(const std::string& device,
     auto it = p.serving.find(device);
     if (it == p.serving.end()) continue;
     Serve& s = it->second;
-    if (s.reading || !s.header_sent || s.next != first) continue;
+    if (s.reading || !s.header_sent || s.next != first || s.snap_next != 0) continue;
     if (snapshot > s.snapshot_sent && snapshot < s.next) continue;  // Pump sends it
     if (high_water_(peer)) continue;
     if (!m) {
@@ -82,12 +101,60 @@ void Engine::OnLocalRecords(const std::string& device,
       for (const auto& r : records) *m->mutable_events()->add_records() = r;
       bytes = m->ByteSizeLong();
     }
-    if (bytes > s.credit || bytes > options_.read_chunk_bytes) continue;
+    if (static_cast<int64_t>(bytes) > s.credit || bytes > options_.read_chunk_bytes)
+      continue;
     s.next = records.back().seq() + 1;
-    s.credit -= bytes;
+    s.credit -= static_cast<int64_t>(bytes);
     records_served_ += records.size();
     Send(peer, *m);
   }
+}
+
+// Sends one part of a snapshot transfer (see Pump) and returns its bytes. A part
+// of another snapshot than the one in transfer (it was replaced meanwhile) starts
+// the transfer over at its chunk 1, which the subscriber takes as a new snapshot.
+uint64_t Engine::SendSnapshotPart(const std::string& peer, const std::string& device,
+                                  Serve& s, const std::string& cert_der,
+                                  const journal::SnapshotData& part) {
+  const wire::SnapshotHeader& header = part.header;
+  if (s.snap_next == 0 || header.seq() != s.snap_seq || part.first_chunk != s.snap_next) {
+    CHECK(part.first_chunk == 1);
+    s.snap_seq = header.seq();
+    s.snap_next = 1;
+    wire::Envelope h;
+    h.mutable_stream_header()->set_device(device);
+    h.mutable_stream_header()->set_device_cert(cert_der);
+    // Events up to its seq come as this snapshot when the subscriber is below it.
+    h.mutable_stream_header()->set_restored_from(s.next <= header.seq() ? header.seq()
+                                                                        : 0);
+    Send(peer, std::move(h));
+    s.header_sent = true;
+  }
+  uint64_t sent = 0;
+  auto send = [&](uint32_t index, const wire::SnapshotChunk* chunk) {
+    wire::Envelope m;
+    *m.mutable_snapshot()->mutable_header() = header;
+    m.mutable_snapshot()->set_index(index);
+    if (chunk) *m.mutable_snapshot()->mutable_chunk() = *chunk;
+    sent += m.ByteSizeLong();
+    Send(peer, std::move(m));
+  };
+  if (header.chunks() == 0) send(0, nullptr);  // an empty view: index 0 only
+  const uint64_t budget = std::min<uint64_t>(
+      static_cast<uint64_t>(std::max<int64_t>(s.credit, 0)), options_.read_chunk_bytes);
+  for (size_t i = 0; i < part.chunks.size() && (i == 0 || sent < budget); ++i) {
+    const uint32_t index = part.first_chunk + static_cast<uint32_t>(i);
+    CHECK(index == s.snap_next && index <= header.chunks());
+    send(index, &part.chunks[i]);
+    ++s.snap_next;
+  }
+  if (header.chunks() == 0 || s.snap_next > header.chunks()) {  // the last chunk went
+    s.next = std::max(s.next, header.seq() + 1);
+    s.snapshot_sent = header.seq();
+    s.snap_next = 0;
+    s.snap_seq = 0;
+  }
+  return sent;
 }
 
 void Engine::OnReadDone(const std::string& peer, const std::string& device,
@@ -105,28 +172,26 @@ void Engine::OnReadDone(const std::string& peer, const std::string& device,
     return;
   }
   if (d.empty()) return;
+  // Reads for many subscriptions of one peer run at once; those that complete
+  // after others filled the connection are dropped (nothing advances) and read
+  // again when it drains, so no send is ever refused for lack of room.
+  if (high_water_(peer)) return;
   uint64_t sent = 0;
-  if (!s.header_sent || d.snapshot) {
+  if (d.snapshot) {
+    // From a kReadSnapshot, or from a kRead that found a snapshot taken since
+    // local_ was last told (then whole: only the first chunks within the credit
+    // go now, the rest is read again from where they stop).
+    sent += SendSnapshotPart(peer, device, s, cert_der, *d.snapshot);
+    s.credit -= static_cast<int64_t>(sent);
+    return Pump(peer, device);
+  }
+  if (!s.header_sent) {
     wire::Envelope h;
     h.mutable_stream_header()->set_device(device);
     h.mutable_stream_header()->set_device_cert(cert_der);
     h.mutable_stream_header()->set_restored_from(d.restored_from);
     Send(peer, std::move(h));
     s.header_sent = true;
-  }
-  if (d.snapshot) {
-    const auto& header = d.snapshot->header;
-    for (uint32_t i = 0; i <= header.chunks(); ++i) {
-      if (i == 0 && header.chunks() > 0) continue;  // chunks are 1..n; 0 only when empty
-      wire::Envelope m;
-      *m.mutable_snapshot()->mutable_header() = header;
-      m.mutable_snapshot()->set_index(i);
-      if (i > 0) *m.mutable_snapshot()->mutable_chunk() = d.snapshot->chunks[i - 1];
-      sent += m.ByteSizeLong();
-      Send(peer, std::move(m));
-    }
-    s.next = std::max(s.next, header.seq() + 1);
-    s.snapshot_sent = header.seq();
   }
   if (!d.records.empty()) {
     s.next = d.records.back().seq() + 1;
@@ -137,7 +202,11 @@ void Engine::OnReadDone(const std::string& peer, const std::string& device,
     sent += m.ByteSizeLong();
     Send(peer, std::move(m));
   }
-  s.credit -= std::min(s.credit, sent);
+  // A read ends at a signed record, so it may overshoot the credit asked for: the
+  // overshoot is a debt paid back by later grants, never written off. (Writing
+  // it off grew the subscriber's window by every overshoot until an honest relay
+  // was closed for sending "beyond the credit granted".)
+  s.credit -= static_cast<int64_t>(sent);
   Pump(peer, device);
 }
 
@@ -295,6 +364,19 @@ void Engine::OweCredit(const std::string& device, Follow& f, uint64_t bytes) {
   Send(f.peer, std::move(c));
 }
 
+bool Engine::IsLocalFailure(const Status& s) {
+  return s.code() == Status::Code::kIOError || s.code() == Status::Code::kUnavailable ||
+         s.code() == Status::Code::kUnknownOutcome;
+}
+
+void Engine::RetryPaused() {
+  bool retry = false;
+  for (auto& [device, p] : paused_) {
+    if (p.wait > 0 && --p.wait == 0) retry = true;
+  }
+  if (retry) Replan();
+}
+
 void Engine::OnApplyDone(const std::string& peer, const std::string& device,
                          const Status& status, uint64_t credit) {
   auto it = following_.find(device);
@@ -310,6 +392,13 @@ void Engine::OnApplyDone(const std::string& peer, const std::string& device,
     return ApplyNext(device);
   }
   if (status.code() == Status::Code::kFork) {
+    if (std::string source = SourcePeer(device); !source.empty()) {
+      Action a;  // fork proofs travel back to the source
+      a.kind = Action::Kind::kNotifyFork;
+      a.peer = source;
+      a.device = device;
+      actions_.push_back(std::move(a));
+    }
     forked_.insert({device, peer});  // keep ours, stop following theirs
     following_.erase(it);
     wire::Envelope un;
@@ -320,9 +409,20 @@ void Engine::OnApplyDone(const std::string& peer, const std::string& device,
   if (status.code() == Status::Code::kDiverged && !probed_.count({device, peer})) {
     return Probe(device, peer);
   }
+  if (IsLocalFailure(status)) {
+    // Our own disk or journal failed, not the peer: keep the connection, leave
+    // the subscription and follow the device again on the next RetryPaused.
+    following_.erase(it);
+    Paused& p = paused_[device];
+    p.wait = 1 << std::min(p.failures++, 6);
+    wire::Envelope un;
+    un.mutable_unsubscribe()->set_device(device);
+    return Send(peer, std::move(un));
+  }
   if (!status.ok()) {
     return Close(peer, "refused '" + device + "' from this peer: " + status.ToString());
   }
+  paused_.erase(device);  // applies work again
   OweCredit(device, f, credit);
   ApplyNext(device);
   if (guarded_.count(device)) CheckGuard();

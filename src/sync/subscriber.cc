@@ -130,7 +130,9 @@ void Subscriber::OnHello(const wire::Hello& hello) {
 // The node's catalogue: which devices to subscribe to, and their heads.
 void Subscriber::OnCatalogue(const wire::Catalogue& c) {
   const bool first = !catalogue_seen_;
-  catalogue_seen_ = true;
+  // The first catalogue may come in parts, with deltas between them: it is
+  // whole at its part without `more`.
+  if ((c.full() || c.continues()) && !c.more()) catalogue_seen_ = true;
   if (!first && !options_.follow) return;  // a plain tail takes what was there
   for (const auto& e : c.entries()) {
     if (ended_) return;
@@ -143,7 +145,7 @@ void Subscriber::OnCatalogue(const wire::Catalogue& c) {
     }
     Start(e.device(), e.last());
   }
-  if (!first || options_.follow || ended_) return;
+  if (!first || !catalogue_seen_ || options_.follow || ended_) return;
   if (!options_.all && streams_.count(options_.device) == 0) {
     return End(Status::NotFound("node '" + peer_id_ + "' does not store device '" +
                                 options_.device + "'"),

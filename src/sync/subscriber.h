@@ -44,7 +44,7 @@ struct SubscriberOptions {
   uint64_t credit_bytes = 8u << 20;        // granted with each Subscribe
   int64_t ping_interval_ms = 10'000;       // silence before we ping the node
   int64_t dead_interval_ms = 30'000;       // silence before we give up on it
-  size_t max_devices = 10'000;             // streams followed at once
+  size_t max_devices = 200'000;            // streams followed at once
   size_t max_snapshot_bytes = 256u << 20;  // one snapshot being received
 };
 

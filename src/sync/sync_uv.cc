@@ -12,7 +12,8 @@ struct SyncNode::Work {
   Action action;
   std::string cert_der;        // kRead
   journal::Delivery delivery;  // kRead
-  Status status;               // kApply, kInstall
+  Status status;               // kApply, kInstall, kOwnFork
+  uint64_t fork_seq = 0;       // kNotifyFork: ours; kOwnFork: where ours forked
 };
 
 SyncNode::SyncNode(uv_loop_t* loop, journal::Journal* journal,
@@ -37,7 +38,17 @@ void SyncNode::Start() {
   guard_timer_.data = this;
   uv_timer_init(loop_, &flush_timer_);
   flush_timer_.data = this;
-  handles_open_ = 3;
+  uv_timer_init(loop_, &retry_timer_);
+  retry_timer_.data = this;
+  uv_timer_start(
+      &retry_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<SyncNode*>(t->data);
+        self->engine_.RetryPaused();
+        self->Perform();
+      },
+      1000, 1000);
+  handles_open_ = 4;
   engine_.set_high_water(
       [this](const std::string& peer) { return discovery_->AboveHighWater(peer); });
   journal_->SetCommitListener([this](const std::string& device, uint64_t) {
@@ -67,8 +78,9 @@ void SyncNode::Start() {
   if (options_.restore_guard) StartGuard();
 }
 
-// Holds appends to our own devices until peers told us their heads (see
-// SyncOptions::restore_guard), or until the time limit.
+// Refuses appends to our own devices until peers told us their heads (see
+// SyncOptions::restore_guard) or the operator releases them; says so in the log
+// now and every guard_remind_ms while any is held.
 void SyncNode::StartGuard() {
   std::set<std::string> own;
   for (const auto& info : journal_->Catalogue()) {
@@ -76,19 +88,30 @@ void SyncNode::StartGuard() {
   }
   if (own.empty()) return;
   for (const auto& device : own) journal_->HoldAppends(device);
-  log_("restore guard: holding appends to " + std::to_string(own.size()) +
-       " device(s) until peers report their heads (at most " +
-       std::to_string(options_.guard_timeout_ms) + " ms)");
   engine_.Guard(own, options_.guard_expected_peers);
-  uv_timer_start(
-      &guard_timer_,
-      [](uv_timer_t* t) {
-        auto* self = static_cast<SyncNode*>(t->data);
-        self->engine_.ReleaseGuard("no answer from peers within the time limit");
-        self->Perform();
-      },
-      static_cast<uint64_t>(options_.guard_timeout_ms), 0);
+  auto remind = [](uv_timer_t* t) {
+    auto* self = static_cast<SyncNode*>(t->data);
+    for (const auto& device : self->engine_.guarded()) {
+      self->log_("restore guard: appends to '" + device + "' refused, " +
+                 self->engine_.GuardState(device) + "; `cairn guard release " + device +
+                 "` starts it without them");
+    }
+    if (self->engine_.guarded().empty()) uv_timer_stop(t);
+  };
+  remind(&guard_timer_);
+  const auto every = static_cast<uint64_t>(options_.guard_remind_ms);
+  uv_timer_start(&guard_timer_, remind, every, every);
   Perform();
+}
+
+Status SyncNode::ReleaseGuard(const std::string& device) {
+  if (!engine_.ReleaseGuard(device, "released by the operator")) {
+    return Status::NotFound("appends to '" + device + "' are not held");
+  }
+  log_("restore guard: '" + device +
+       "' released by the operator; its next seq follows what this node holds");
+  Perform();
+  return Status::Ok();
 }
 
 void SyncNode::Stop(std::function<void()> done) {
@@ -107,6 +130,7 @@ void SyncNode::Stop(std::function<void()> done) {
   };
   uv_close(reinterpret_cast<uv_handle_t*>(&guard_timer_), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_timer_), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&retry_timer_), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), closed);
 }
 
@@ -210,6 +234,15 @@ void SyncNode::Perform() {
           Status s = discovery_->Send(a.peer, a.message);
           if (!s.ok() && s.code() != Status::Code::kFailedPrecondition) {
             log_("send to " + a.peer + " failed: " + s.ToString());
+            const auto& m = a.message;
+            if (m.has_events() || m.has_snapshot() || m.has_stream_header() ||
+                m.has_catalogue()) {
+              // What follows would leave a gap (in a stream, in a catalogue):
+              // start over (the subscriber resubscribes after what it holds, the
+              // catalogue is sent again) rather than skip.
+              discovery_->Disconnect(a.peer, "could not queue stream data (" +
+                                                 s.message() + "); starting over");
+            }
           }
           break;
         }
@@ -241,6 +274,51 @@ void SyncNode::Queue(Action&& action) {
   uv_queue_work(loop_, &work.release()->req, &SyncNode::RunWork, &SyncNode::AfterWork);
 }
 
+// Our records of `device` from its newest fork proof's seq up to a signed one:
+// what the source needs to see that its own device forked.
+void SyncNode::ReadOwnSideOfFork(journal::Journal* j, Work& w) {
+  const std::string& device = w.action.device;
+  uint64_t seq = 0;
+  int64_t newest = -1;
+  for (const auto& p : j->Forks()) {
+    if (p.device() == device && p.detected_us() > newest) {
+      newest = p.detected_us();
+      seq = p.seq();
+    }
+  }
+  if (seq == 0) return;
+  auto cursor = j->OpenCursor(device, seq);
+  if (!cursor.ok()) return;
+  w.delivery = (*cursor)->Next(1u << 20);
+  w.fork_seq = seq;
+}
+
+void SyncNode::AfterFork(Work& w) {
+  const Action& a = w.action;
+  if (a.kind == Action::Kind::kNotifyFork) {
+    if (w.delivery.records.empty() || w.delivery.records.front().seq() != w.fork_seq)
+      return;
+    wire::Envelope m;
+    m.mutable_fork_notice()->set_device(a.device);
+    for (auto& r : w.delivery.records)
+      *m.mutable_fork_notice()->add_records() = std::move(r);
+    if (discovery_->Send(a.peer, m).ok()) {
+      log_("told " + a.peer + ", the source of " + a.device +
+           ", that its device forked at seq " + std::to_string(w.fork_seq));
+    }
+    return;
+  }
+  if (!w.status.ok()) {
+    log_("fork notice from " + a.peer + " about " + a.device +
+         " refused: " + w.status.ToString());
+  } else if (w.fork_seq > 0) {
+    log_("OUR OWN DEVICE " + a.device + " HAS FORKED at seq " +
+         std::to_string(w.fork_seq) + ": " + a.peer +
+         " holds another history signed with this node's key (a " +
+         "restored or duplicated source); kept ours, proof stored (cairn status)");
+  }
+}
+
 // On a thread-pool thread: only the journal is touched here.
 void SyncNode::RunWork(uv_work_t* req) {
   auto* w = static_cast<Work*>(req->data);
@@ -259,7 +337,7 @@ void SyncNode::RunWork(uv_work_t* req) {
       return;
     }
     case Action::Kind::kReadSnapshot: {
-      auto snap = j->ReadSnapshot(a.device);
+      auto snap = j->ReadSnapshotChunks(a.device, a.snapshot_seq, a.chunk, a.max_bytes);
       if (snap.ok()) {
         w->delivery.snapshot = std::move(*snap);
       } else {
@@ -275,6 +353,14 @@ void SyncNode::RunWork(uv_work_t* req) {
     case Action::Kind::kInstall:
       w->status = j->InstallSnapshot(a.cert_der, std::move(a.snapshot)).status();
       return;
+    case Action::Kind::kNotifyFork:
+      return ReadOwnSideOfFork(j, *w);
+    case Action::Kind::kOwnFork: {
+      auto seq = j->RecordOwnFork(a.device, a.records);
+      w->status = seq.status();
+      if (seq.ok()) w->fork_seq = *seq;
+      return;
+    }
     default:
       return;
   }
@@ -286,12 +372,18 @@ void SyncNode::AfterWork(uv_work_t* req, int /*status*/) {
   --self->in_flight_;
   if (!self->stopping_) {
     const Action& a = w->action;
-    if (a.kind == Action::Kind::kRead || a.kind == Action::Kind::kReadSnapshot) {
+    if (a.kind == Action::Kind::kNotifyFork || a.kind == Action::Kind::kOwnFork) {
+      self->AfterFork(*w);
+    } else if (a.kind == Action::Kind::kRead || a.kind == Action::Kind::kReadSnapshot) {
       if (!w->delivery.status.ok())
         self->log_("read of " + a.device + " failed: " + w->delivery.status.ToString());
       self->engine_.OnReadDone(a.peer, a.device, w->cert_der, std::move(w->delivery),
                                a.generation);
     } else {
+      if (Engine::IsLocalFailure(w->status)) {
+        self->log_("could not store " + a.device + " from " + a.peer + " (our error, " +
+                   "the peer is kept; retried in a second): " + w->status.ToString());
+      }
       self->engine_.OnApplyDone(a.peer, a.device, w->status, a.credit);
     }
     self->Drain();

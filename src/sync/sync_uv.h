@@ -56,6 +56,9 @@ class SyncNode final : public discovery::PeerListener {
   void OnPeerGone(const std::string& node_id, const std::string& reason) override;
 
   const Engine& engine() const { return engine_; }
+  // The operator's release of the restore guard of `device` (`cairn guard
+  // release`): NotFound when it is not held. Loop thread.
+  Status ReleaseGuard(const std::string& device);
   // Test seam: every outgoing message passes through `filter` first, so a test can
   // play a peer that forges what it relays. Never set outside tests.
   void set_outbound_filter_for_test(
@@ -77,6 +80,8 @@ class SyncNode final : public discovery::PeerListener {
   static void OnAsync(uv_async_t* handle);
   static void RunWork(uv_work_t* req);
   static void AfterWork(uv_work_t* req, int status);
+  static void ReadOwnSideOfFork(journal::Journal* j, Work& w);
+  void AfterFork(Work& w);
   void MaybeStopped();
   void StartGuard();
 
@@ -86,8 +91,9 @@ class SyncNode final : public discovery::PeerListener {
   SyncOptions options_;
   Engine engine_;
   uv_async_t async_;
-  uv_timer_t guard_timer_;  // the restore guard's time limit
+  uv_timer_t guard_timer_;  // reminds the log of what the restore guard waits for
   uv_timer_t flush_timer_;  // catalogue deltas, see SyncOptions::catalogue_flush_ms
+  uv_timer_t retry_timer_;  // every second: Engine::RetryPaused
   bool flush_armed_ = false;
   bool started_ = false;
   bool stopping_ = false;

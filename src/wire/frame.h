@@ -22,6 +22,9 @@ inline constexpr size_t kFrameHeaderBytes = 4;
 // The default hard limit on one frame's payload: large enough for one 1 MiB
 // snapshot chunk or one chunk of events with room to spare.
 inline constexpr size_t kDefaultMaxFrameBytes = 4u << 20;
+// Replies on the local control socket may be larger: the status of a node that
+// stores 100,000 devices is about 15 MiB. Requests keep the default.
+inline constexpr size_t kMaxControlReplyBytes = 64u << 20;
 
 enum class DecodeState { kComplete, kNeedMore, kMalformed };
 

@@ -12,7 +12,9 @@ acknowledged twice; every `cairn tail --follow` delivery in order, starting wher
 it was asked to, without a skip, and equal to the final stream; every replica
 converged at the end. Also: no daemon exited unasked, no sanitizer report, no fork
 reported by `cairn status`, and no head reported that the node no longer holds at
-the end (unless its storage was damaged on purpose).
+the end (unless its storage was damaged on purpose). A history in which nothing
+was acknowledged, nothing delivered to a tail or no fault injected is itself a
+violation: such a run proves nothing.
 
 Prints a report and exits 1 when any violation is found, 0 otherwise.
 """
@@ -435,6 +437,14 @@ def check(records):
         rep.figures[name] = sum(s.get(name, 0) for s in rep.devices.values())
     if not devices:
         rep.add("empty_history", detail="no device in the history")
+    # A run in which nothing happened proves nothing: each scenario must show
+    # acknowledged appends, deliveries to its tails and the faults it injects.
+    if devices and rep.figures["acknowledged"] == 0:
+        rep.add("nothing_acknowledged", detail="no append was acknowledged")
+    if devices and rep.figures["delivered"] == 0:
+        rep.add("nothing_delivered", detail="no tail delivered an event")
+    if devices and not faults:
+        rep.add("no_fault_injected", detail="the history records no fault")
     return rep
 
 

@@ -117,6 +117,21 @@ class CheckerCatchesPlantedViolations(unittest.TestCase):
         rep = self.assertReports(set())
         self.assertIsNotNone(rep.figures["convergence_s"])
 
+    def test_a_run_without_acknowledgements_proves_nothing(self):
+        self.h.drop(lambda r: r["kind"] == "ack")
+        rep = checker.check(self.h.r)
+        self.assertIn("nothing_acknowledged", rep.violations)
+
+    def test_a_run_without_deliveries_proves_nothing(self):
+        self.h.drop(lambda r: r["kind"] == "deliver")
+        rep = checker.check(self.h.r)
+        self.assertIn("nothing_delivered", rep.violations)
+
+    def test_a_run_without_faults_proves_nothing(self):
+        self.h.drop(lambda r: r["kind"] == "fault")
+        rep = checker.check(self.h.r)
+        self.assertIn("no_fault_injected", rep.violations)
+
     def test_lost_prefix(self):
         self.h.drop_dumped({1, 2, 3})
         rep = self.assertReports({"lost_prefix", "gap", "tail_not_in_replicas"})

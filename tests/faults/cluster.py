@@ -221,12 +221,16 @@ class Writer(threading.Thread):
         self.unknown = 0
         self.errors = []
         self.in_session = False
+        self.unguarded_pid = None  # the node process whose guard was seen lifted
 
     def run(self):
         try:
             while not self.stop_flag.is_set():
                 if self.pause_flag.is_set() or not self.node.ready() or self.node.paused:
                     time.sleep(0.02)
+                    continue
+                if not self.guard_lifted():
+                    time.sleep(0.1)
                     continue
                 self.in_session = True
                 try:
@@ -236,6 +240,21 @@ class Writer(threading.Thread):
         except Exception as e:  # recorded, re-raised by the scenario
             self.errors.append(repr(e))
             self.c.history.record("note", text=f"writer {self.wid} failed: {e!r}")
+
+    def guard_lifted(self):
+        """After a (re)start the node refuses appends to its own device until its
+        restore guard lifts; a writer waits for that instead of being refused."""
+        pid = self.node.proc.pid if self.node.proc else None
+        if pid == self.unguarded_pid:
+            return True
+        st = self.node.status()
+        if st is None:
+            return False
+        for d in st.get("devices", []):
+            if d.get("device") == self.device and d.get("guard"):
+                return False
+        self.unguarded_pid = pid
+        return True
 
     def one_session(self):
         self.session += 1

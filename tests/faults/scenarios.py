@@ -152,6 +152,18 @@ def network(run, long):
     run.finish(c, ["a", "c"], converge_s=90)
 
 
+def source_with_two_peers(run):
+    """A, the source, with --peer B and C; B and C with --peer A; all started."""
+    c = run.cluster(["a", "b", "c"])
+    b = c.add("b")
+    cc = c.add("c")
+    a = c.add("a", peers=[b.address, cc.address])
+    b.peers, cc.peers = [a.address], [a.address]
+    for n in (b, cc, a):
+        n.start()
+    return c, a, b, cc
+
+
 def storage(run, long):
     """The source A loses its tail (an older copy of its data directory comes
     back) and, later, its whole data directory; each time it restarts with peers
@@ -159,13 +171,7 @@ def storage(run, long):
     flipped in a LevelDB file of replica B must stop B's start-up; B started empty
     is refilled from A and C."""
     rounds = run.size("rounds", 1, 5)
-    c = run.cluster(["a", "b", "c"])
-    b = c.add("b")
-    cc = c.add("c")
-    a = c.add("a", peers=[b.address, cc.address])
-    b.peers, cc.peers = [a.address], [a.address]
-    for n in (a, b, cc):
-        n.start()
+    c, a, b, cc = source_with_two_peers(run)
     run.begin(c, devices=["a"], params={"rounds": rounds})
     w = c.writer(a, rate=500)
     c.tail(cc, "a")
@@ -314,6 +320,53 @@ def time_jump(run, long):
     run.finish(c, ["a"])
 
 
+def restore(run, long):
+    """The source A loses its whole data directory (its key kept, as in a
+    reinstall) while both its peers are down, for longer than any time limit the
+    restore guard ever had (5 s); then the three come back in another order each
+    round: A first, a peer first, or both peers first. A must refuse appends until
+    both peers reported its head (a writer that gets in before is a finding: it
+    would re-issue seqs), catch its stream up, and continue it; the checker proves
+    that no seq was acknowledged twice and nothing acknowledged was lost."""
+    rounds = run.size("rounds", 3, 9)
+    down_s = 7 if not long else 12
+    c, a, b, cc = source_with_two_peers(run)
+    run.begin(c, devices=["a"], params={"rounds": rounds, "down_s": down_s})
+    w = c.writer(a, rate=400)
+    c.tail(b, "a")
+    c.tail(cc, "a")
+    orders = [["a", "b", "c"], ["b", "a", "c"], ["b", "c", "a"], ["c", "a", "b"]]
+    import shutil
+    for r in range(rounds):
+        time.sleep(2)
+        # Wiping A loses what only A holds: first let the peers hold every
+        # acknowledged event (the writer waits until A is back and unguarded).
+        run.quiesce(c, w, ["a"])
+        a.kill(signal.SIGKILL)
+        for n in (b, cc):
+            n.kill(signal.SIGTERM)
+        c.history.record("fault", name="lose_data", node="a", phase="start",
+                         detail=f"round {r + 1}: peers down")
+        shutil.rmtree(a.data)
+        order = orders[r % len(orders)]
+        for name in order:
+            node = c.nodes[name]
+            node.start(new_device=False)
+            if name == "a" and order[0] == "a":
+                time.sleep(down_s)  # alone, past the old time limit
+                st = a.status() or {}
+                guard = next((d.get("guard") for d in st.get("devices", [])
+                              if d.get("device") == "a"), None)
+                if not guard:
+                    c.history.record("finding", what="guard_released_alone", node="a",
+                                     status=st)
+            time.sleep(0.5)
+        c.history.record("fault", name="lose_data", node="a", phase="heal",
+                         detail="order " + "".join(order))
+        w.pause_flag.clear()
+    run.finish(c, ["a"])
+
+
 SCENARIOS = {
     "crash_source": crash_source,
     "crash_line": crash_line,
@@ -321,4 +374,5 @@ SCENARIOS = {
     "network": network,
     "storage": storage,
     "time": time_jump,
+    "restore": restore,
 }

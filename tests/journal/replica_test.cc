@@ -184,19 +184,21 @@ TEST_F(ReplicaTest, TheSourceRefusesItsOwnDeviceFromPeers) {
   EXPECT_EQ(out.status().code(), Status::Code::kPermissionDenied);
 }
 
-TEST_F(ReplicaTest, ARestoredSourceHoldsAppendsAndCatchesUpItsOwnStreamFirst) {
+TEST_F(ReplicaTest, ARestoredSourceRefusesAppendsAndCatchesUpItsOwnStreamFirst) {
   ASSERT_OK(a_->Append("d1", Events(5)));
   auto restored = Open("restored", {"d1"});  // the same key, an empty store
   restored->HoldAppends("d1");
-  std::promise<Result<SeqRange>> done;
-  restored->AppendAsync("d1", Events(1), [&](Result<SeqRange> r) { done.set_value(r); });
-  auto pending = done.get_future();
-  EXPECT_EQ(pending.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  auto refused = restored->Append("d1", Events(1));
+  EXPECT_EQ(refused.status().code(), Status::Code::kUnavailable);
+  EXPECT_NE(refused.status().message().find("waiting for peers to report the head"),
+            std::string::npos)
+      << refused.status().ToString();
+  EXPECT_EQ(restored->Stream("d1")->last, 0u);  // nothing was written
   auto caught_up = restored->Apply("d1", CertOf("d1"), All(*a_, "d1"));
   ASSERT_OK(caught_up);
   EXPECT_EQ(caught_up->last, 5u);
   restored->ReleaseAppends("d1");
-  auto r = pending.get();
+  auto r = restored->Append("d1", Events(1));
   ASSERT_OK(r);
   EXPECT_EQ(r->first, 6u);  // never seq 1 again
   EXPECT_OK(restored->Verify("d1"));

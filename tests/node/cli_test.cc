@@ -126,6 +126,32 @@ TEST_F(NodeTest, AppendThenReadBackEveryWay) {
   EXPECT_EQ(node->Stop(), 0) << ReadFile(data_ + ".log");
 }
 
+TEST_F(NodeTest, DataDirectoryAndStoreArePrivate) {
+  fs::create_directories(data_);
+  fs::permissions(data_, fs::perms::all);  // as an older cairnd or a loose umask left it
+  { std::ofstream(data_ + "/leftover") << "x"; }
+  fs::permissions(data_ + "/leftover", fs::perms::owner_read | fs::perms::others_read);
+  auto node = StartNode(data_);
+  ASSERT_EQ(Cli({"append", NodeId(), "note", "{}"}).exit_code, 0);
+  auto mode = [](const fs::path& p) {
+    return fs::status(p).permissions() & fs::perms::all;
+  };
+  EXPECT_EQ(mode(data_), fs::perms::owner_all);
+  size_t files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(data_)) {
+    if (e.is_directory()) {
+      EXPECT_EQ(mode(e.path()), fs::perms::owner_all) << e.path();
+    } else if (e.is_regular_file()) {
+      ++files;
+      EXPECT_EQ(mode(e.path()) & (fs::perms::group_all | fs::perms::others_all),
+                fs::perms::none)
+          << e.path();
+    }
+  }
+  EXPECT_GT(files, 3u);  // the LevelDB files were looked at
+  EXPECT_EQ(node->Stop(), 0);
+}
+
 TEST_F(NodeTest, StatusJsonHasTheContractShape) {
   auto node = StartNode(data_);
   std::string id = NodeId();

@@ -16,7 +16,7 @@
 #include <sstream>
 #include <thread>
 
-#include "node/process.h"
+#include "node/cluster.h"
 
 namespace cairn::testing {
 namespace {
@@ -24,78 +24,13 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-class LineTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/cairn-line-XXXXXX";
-    root_ = mkdtemp(tmpl);
-    env_ = {"CAIRN_DEV_CA=" + root_ + "/dev-ca"};
-  }
-  void TearDown() override {
-    nodes_.clear();  // SIGKILL whatever still runs
-    fs::remove_all(root_);
-  }
-
-  std::string Data(const std::string& name) { return root_ + "/" + name; }
-
-  void StartNode(const std::string& name, const std::string& peer = "") {
-    if (!ports_.count(name)) ports_[name] = FreePort();
-    std::vector<std::string> argv = {
-        CAIRND_BIN,        "--dev",    "--data",
-        Data(name),        "--listen", "127.0.0.1:" + std::to_string(ports_[name]),
-        "--peer-exchange", "off"};
-    if (!peer.empty()) {
-      argv.push_back("--peer");
-      argv.push_back("127.0.0.1:" + std::to_string(ports_[peer]));
-    }
-    nodes_[name] = std::make_unique<Child>(argv, env_, Data(name) + ".log");
-    ASSERT_TRUE(WaitForSocket(Data(name) + "/cairn.sock", *nodes_[name], 20'000))
-        << Slurp(Data(name) + ".log");
-  }
-
-  RunResult Cli(const std::string& node, std::vector<std::string> args,
-                const std::string& input = "") {
-    args.insert(args.begin(), {CAIRN_BIN, "--data", Data(node)});
-    return RunProcess(args, input, env_, 30'000);
-  }
-
-  json Status(const std::string& node) {
-    RunResult r = Cli(node, {"status", "--json"});
-    return r.exit_code == 0 ? json::parse(r.out) : json();
-  }
-
-  uint64_t Last(const std::string& node, const std::string& device) {
-    json s = Status(node);
-    if (!s.contains("devices")) return 0;
-    for (const auto& d : s["devices"]) {
-      if (d["device"] == device) return d["last"].get<uint64_t>();
-    }
-    return 0;
-  }
-
-  // Polls (bounded) until `done` holds.
-  bool Eventually(const std::function<bool()>& done, int timeout_ms = 60'000) {
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (done()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return done();
-  }
-
-  std::string root_;
-  std::vector<std::string> env_;
-  std::map<std::string, int> ports_;
-  std::map<std::string, std::unique_ptr<Child>> nodes_;
-};
+using LineTest = ClusterTest;
 
 TEST_F(LineTest, EveryAcknowledgedEventReachesTheEndOfTheLineThroughACrash) {
   StartNode("a");
-  StartNode("b", "a");
-  StartNode("c", "b");
-  const std::string id_file = Slurp(Data("a") + "/dev-node-id");
-  const std::string dev = id_file.substr(0, id_file.find('\n'));
+  StartNode("b", {"a"});
+  StartNode("c", {"b"});
+  const std::string dev = DeviceOf("a");
 
   // A live tail at C for the whole run.
   Child tail({CAIRN_BIN, "--data", Data("c"), "tail", dev, "--follow", "--json"}, env_,
@@ -119,9 +54,8 @@ TEST_F(LineTest, EveryAcknowledgedEventReachesTheEndOfTheLineThroughACrash) {
 
   // Kill B while appends are flowing, then bring it back on the same data.
   ASSERT_TRUE(Eventually([&] { return Last("c", dev) >= 200; }));
-  nodes_["b"]->Kill(SIGKILL);
-  nodes_["b"]->Wait(10'000);
-  StartNode("b", "a");
+  KillNode("b");
+  StartNode("b", {"a"});
   ASSERT_EQ(appender.Wait(60'000), 0) << Slurp(Data("append.err"));
 
   uint64_t acked = 0;
@@ -173,7 +107,7 @@ TEST_F(LineTest, EveryAcknowledgedEventReachesTheEndOfTheLineThroughACrash) {
   // A fourth node joining after a snapshot at A gets the snapshot and what follows.
   ASSERT_EQ(Cli("a", {"snapshot", dev}).exit_code, 0);
   ASSERT_EQ(Cli("a", {"append", dev, "after", "{\"x\":1}"}).exit_code, 0);
-  StartNode("d", "a");
+  StartNode("d", {"a"});
   ASSERT_TRUE(Eventually([&] { return Last("d", dev) == acked + 1; }));
   json sd = Status("d");
   for (const auto& d : sd["devices"]) {

@@ -54,7 +54,9 @@ class TailPeerTest : public ::testing::Test {
     std::vector<std::string> argv = {CAIRND_BIN,        "--dev",    "--data",
                                      Data(name),        "--listen", Address(name),
                                      "--peer-exchange", "off"};
-    if (!peer.empty()) argv.insert(argv.end(), {"--peer", Address(peer)});
+    // Fresh nodes: --new-device, or the restore guard refuses their first appends
+    // until their peer answered.
+    if (!peer.empty()) argv.insert(argv.end(), {"--peer", Address(peer), "--new-device"});
     nodes_[name] = std::make_unique<Child>(argv, env_, Data(name) + ".log");
     ASSERT_TRUE(WaitForSocket(Data(name) + "/cairn.sock", *nodes_[name], 20'000))
         << Slurp(Data(name) + ".log");

@@ -94,6 +94,21 @@ TEST(EngineSubscriberTest, DoesNotCountAsAPeerThatReportedItsHeads) {
   EXPECT_EQ(Count(e.TakeActions(), Action::Kind::kRelease), 1u);
 }
 
+TEST(EngineSubscriberTest, TheGuardWaitsForEveryPeerOfItsQuorum) {
+  Engine e;
+  e.SetLocal({Mine("mine", 5)});
+  e.Guard({"mine"}, 2);
+  e.OnPeerActive("n1");
+  e.OnMessage("n1", SourceCatalogue("other", 1));
+  EXPECT_EQ(Count(e.TakeActions(), Action::Kind::kRelease), 0u);
+  EXPECT_NE(e.GuardState("mine").find("heard 1 of the 2 needed"), std::string::npos)
+      << e.GuardState("mine");
+  e.OnPeerActive("n2");
+  e.OnMessage("n2", SourceCatalogue("other", 1));
+  EXPECT_EQ(Count(e.TakeActions(), Action::Kind::kRelease), 1u);
+  EXPECT_EQ(e.GuardState("mine"), "");
+}
+
 TEST(EngineSubscriberTest, ItsEndDropsWhatItWasServed) {
   Engine e;
   e.SetLocal({Mine("d", 10)});

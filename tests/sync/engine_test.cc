@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 namespace cairn::sync {
 namespace {
 
@@ -62,6 +64,52 @@ TEST(EngineTest, AnActivePeerGetsTheFullCatalogue) {
   EXPECT_EQ(sends[0].message.catalogue().entries_size(), 2);
 }
 
+// 100,000 devices with 40-byte ids: about 6 MiB of catalogue, over the 4 MiB
+// frame limit and the connection's 9 MiB write limit. It goes in parts, paced by
+// the connection, and the receiver plans (and counts the peer as heard) once the
+// last part is in.
+TEST(EngineTest, AHugeCatalogueGoesInPartsPacedByTheConnection) {
+  Engine src;
+  std::vector<journal::StreamInfo> local;
+  for (int i = 0; i < 100'000; ++i) {
+    char id[48];
+    std::snprintf(id, sizeof id, "device-%033d", i);
+    local.push_back(Info(id, 1000 + i, true));
+  }
+  src.SetLocal(local);
+  bool congested = false;
+  src.set_high_water([&](const std::string&) { return congested; });
+  Engine dst;
+  dst.SetLocal({Info("mine", 5, true)});
+  dst.Guard({"mine"}, 1);
+  dst.OnPeerActive("src");
+  (void)dst.TakeActions();
+  src.OnPeerActive("dst");
+  size_t parts = 0;
+  for (int turn = 0; turn < 1000; ++turn) {
+    auto sends = Of(src.TakeActions(), Action::Kind::kSend, wire::Envelope::kCatalogue);
+    size_t burst = 0;
+    for (const auto& a : sends) burst += a.message.ByteSizeLong();
+    // What one turn queues stays well under the connection's 9 MiB write limit.
+    ASSERT_LE(burst, Engine::kCatalogueBurstBytes + 2 * Engine::kCatalogueBytes);
+    if (congested) {
+      ASSERT_EQ(burst, 0u) << "sent while above the high-water mark";
+    }
+    for (auto& a : sends) {
+      ++parts;
+      ASSERT_LE(a.message.ByteSizeLong(), 2 * Engine::kCatalogueBytes);
+      EXPECT_TRUE(dst.guarded().count("mine")) << "heard before the last part";
+      dst.OnMessage("src", std::move(a.message));
+    }
+    congested = !congested;  // every other turn the connection is above high water
+    src.OnDrained("dst");    // also while congested: it must not send then
+  }
+  EXPECT_GT(parts, 10u);
+  EXPECT_EQ(dst.PeerLast(local.back().device), local.back().last);
+  EXPECT_TRUE(Of(dst.TakeActions(), Action::Kind::kClose).empty());
+  EXPECT_TRUE(dst.guarded().empty()) << "the whole catalogue arrived: heard";
+}
+
 TEST(EngineTest, SubscribesThroughTheSourceFromAfterWhatItHolds) {
   Engine e;
   e.SetLocal({Info("d", 40)});
@@ -111,6 +159,104 @@ TEST(EngineTest, ServingStopsWhenCreditRunsOutAndResumesWithCredit) {
   auto more = Of(e.TakeActions(), Action::Kind::kRead);
   ASSERT_EQ(more.size(), 1u);
   EXPECT_EQ(more[0].from, 4u);
+}
+
+TEST(EngineTest, AReadBeyondTheCreditIsADebtPaidBackBeforeServingMore) {
+  Engine e;
+  SubscribeFrom1(e, 1000, 100);
+  auto reads = Of(e.TakeActions(), Action::Kind::kRead);
+  ASSERT_EQ(reads.size(), 1u);
+  journal::Delivery d;  // about 170 bytes: the read ran on to a signed record
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    d.records.emplace_back();
+    d.records.back().set_seq(seq);
+    d.records.back().set_payload(std::string(50, 'x'));
+  }
+  e.OnReadDone("sub", "d", "cert", std::move(d), reads[0].generation);
+  auto sent = Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kEvents);
+  ASSERT_EQ(sent.size(), 1u);
+  const uint64_t bytes = sent[0].message.ByteSizeLong();
+  ASSERT_GT(bytes, 100u);
+  wire::Envelope c;
+  c.mutable_credit()->set_device("d");
+  c.mutable_credit()->set_bytes(bytes - 100);  // pays the debt back, no more
+  e.OnMessage("sub", c);
+  EXPECT_TRUE(Of(e.TakeActions(), Action::Kind::kRead).empty())
+      << "the overshoot was written off: the window grows with every read";
+  c.mutable_credit()->set_bytes(1);
+  e.OnMessage("sub", c);
+  auto more = Of(e.TakeActions(), Action::Kind::kRead);
+  ASSERT_EQ(more.size(), 1u);
+  EXPECT_EQ(more[0].from, 4u);
+  EXPECT_EQ(more[0].max_bytes, 1u);
+}
+
+// Part of a snapshot of "d" at seq 100 in `chunks` chunks of one 1,000-byte entry.
+journal::SnapshotData SnapshotPart(uint32_t chunks, uint32_t first, uint32_t n) {
+  journal::SnapshotData part;
+  part.header.set_device("d");
+  part.header.set_seq(100);
+  part.header.set_chunks(chunks);
+  part.first_chunk = first;
+  for (uint32_t i = 0; i < n; ++i) {
+    auto* e = part.chunks.emplace_back().add_entries();
+    e->set_store("s");
+    e->set_key("k" + std::to_string(first + i));
+    e->mutable_entry()->set_value(std::string(1000, 'v'));
+  }
+  return part;
+}
+
+journal::Delivery Part(uint32_t chunks, uint32_t first, uint32_t n) {
+  journal::Delivery d;
+  d.snapshot = SnapshotPart(chunks, first, n);
+  return d;
+}
+
+TEST(EngineTest, ASnapshotIsServedAFewChunksAtATimeWithinTheCredit) {
+  Engine e;
+  journal::StreamInfo info = Info("d", 110, true);
+  info.snapshot = 100;
+  info.first = 101;
+  e.SetLocal({info});
+  e.OnPeerActive("sub");
+  (void)e.TakeActions();
+  wire::Envelope sub;
+  sub.mutable_subscribe()->set_device("d");
+  sub.mutable_subscribe()->set_from(1);
+  sub.mutable_subscribe()->set_credit(2500);
+  e.OnMessage("sub", sub);
+  auto reads = Of(e.TakeActions(), Action::Kind::kReadSnapshot);
+  ASSERT_EQ(reads.size(), 1u);
+  EXPECT_EQ(reads[0].chunk, 1u);
+  e.OnReadDone("sub", "d", "cert", Part(5, 1, 2), reads[0].generation);
+  auto actions = e.TakeActions();
+  EXPECT_EQ(Of(actions, Action::Kind::kSend, wire::Envelope::kStreamHeader).size(), 1u);
+  ASSERT_EQ(Of(actions, Action::Kind::kSend, wire::Envelope::kSnapshot).size(), 2u);
+  reads = Of(actions, Action::Kind::kReadSnapshot);  // 2,500 - 2 chunks > 0: on
+  ASSERT_EQ(reads.size(), 1u);
+  EXPECT_EQ(reads[0].chunk, 3u);
+  EXPECT_EQ(reads[0].snapshot_seq, 100u);
+  e.OnReadDone("sub", "d", "cert", Part(5, 3, 1), reads[0].generation);
+  actions = e.TakeActions();
+  EXPECT_EQ(Of(actions, Action::Kind::kSend, wire::Envelope::kSnapshot).size(), 1u);
+  EXPECT_TRUE(Of(actions, Action::Kind::kReadSnapshot).empty())
+      << "read on without credit";
+  wire::Envelope c;
+  c.mutable_credit()->set_device("d");
+  c.mutable_credit()->set_bytes(1 << 20);
+  e.OnMessage("sub", c);
+  reads = Of(e.TakeActions(), Action::Kind::kReadSnapshot);
+  ASSERT_EQ(reads.size(), 1u);
+  EXPECT_EQ(reads[0].chunk, 4u);
+  e.OnReadDone("sub", "d", "cert", Part(5, 4, 2), reads[0].generation);
+  actions = e.TakeActions();
+  auto chunks = Of(actions, Action::Kind::kSend, wire::Envelope::kSnapshot);
+  ASSERT_EQ(chunks.size(), 2u);
+  EXPECT_EQ(chunks[1].message.snapshot().index(), 5u);
+  auto events = Of(actions, Action::Kind::kRead);  // then the events after it
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].from, 101u);
 }
 
 std::vector<wire::Record> Records(uint64_t from, uint64_t to) {
@@ -311,8 +457,8 @@ TEST(EngineTest, EventsQueuedBehindAWriteGoIntoTheNextOne) {
   EXPECT_EQ(next[0].credit, queued_bytes);
 }
 
-TEST(EngineTest, RefusedRecordsCloseThePeer) {
-  Engine e;
+// "d" followed through its source "src", whose record 1 is being applied.
+void ApplyingOneRecordFromSrc(Engine& e) {
   e.OnPeerActive("src");
   e.OnMessage("src", CatalogueOf({{"d", 10}}, true));
   wire::Envelope m;
@@ -320,11 +466,35 @@ TEST(EngineTest, RefusedRecordsCloseThePeer) {
   m.mutable_events()->add_records()->set_seq(1);
   e.OnMessage("src", m);
   (void)e.TakeActions();
+}
+
+TEST(EngineTest, RefusedRecordsCloseThePeer) {
+  Engine e;
+  ApplyingOneRecordFromSrc(e);
   e.OnApplyDone("src", "d", Status::Corruption("record 1 does not chain"), 10);
   auto closes = Of(e.TakeActions(), Action::Kind::kClose);
   ASSERT_EQ(closes.size(), 1u);
   EXPECT_NE(closes[0].reason.find("does not chain"), std::string::npos);
   EXPECT_EQ(e.Via("d"), "");
+}
+
+TEST(EngineTest, OurOwnStorageFailureNeverBlamesThePeer) {
+  Engine e;
+  ApplyingOneRecordFromSrc(e);
+  e.OnApplyDone("src", "d", Status::IOError("journal/000012.log: Too many open files"),
+                10);
+  auto actions = e.TakeActions();
+  EXPECT_TRUE(Of(actions, Action::Kind::kClose).empty());
+  EXPECT_EQ(Of(actions, Action::Kind::kSend, wire::Envelope::kUnsubscribe).size(), 1u);
+  EXPECT_EQ(e.Via("d"), "");
+  e.OnMessage("src", CatalogueOf({{"d", 11}}, true));  // not before the retry
+  EXPECT_TRUE(
+      Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kSubscribe).empty());
+  e.RetryPaused();
+  auto again = Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kSubscribe);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].peer, "src");
+  EXPECT_EQ(again[0].message.subscribe().from(), 1u);
 }
 
 TEST(EngineTest, AForkStopsFollowingThatPeerForTheDevice) {

@@ -157,6 +157,36 @@ TEST_F(SyncTest, AStalledSubscriberDoesNotDelayAFastOne) {
   EXPECT_GT(Last("slow", "a"), 0u);
 }
 
+// 14,000 kv.put of 1 KiB, distinct keys: a 14 MiB snapshot, beyond what one
+// connection queues (9 MiB). It used to be queued whole, the rest refused and
+// skipped, and the new node reconnected forever behind a gap.
+TEST_F(SyncTest, ASnapshotBeyondTheConnectionsWriteLimitReachesANewNode) {
+  Start("a");
+  const std::string value(1000, 'v');
+  for (int batch = 0; batch < 14; ++batch) {
+    std::vector<journal::NewEvent> events;
+    for (int i = 0; i < 1000; ++i) {
+      events.push_back({"kv.put", R"({"store":"s","key":"k)" +
+                                      std::to_string(batch * 1000 + i) +
+                                      R"(","value":")" + value + R"("})"});
+    }
+    ASSERT_OK(J("a").Append("a", std::move(events)));
+  }
+  ASSERT_OK(J("a").Snapshot("a"));
+  ASSERT_GT(J("a").ReadSnapshot("a")->header.chunks(), 12u);
+  Append("a", 10);
+  std::vector<std::string> log;
+  Node("a").sync->set_log([&](const std::string& line) { log.push_back(line); });
+  Start("b", Seeded({"a"}, false));
+  ASSERT_TRUE(RunUntilConverged({"a", "b"}, {"a"}, 120'000));
+  EXPECT_EQ(J("b").Stream("a")->snapshot, 14'000u);
+  EXPECT_EQ(Last("b", "a"), 14'010u);
+  EXPECT_EQ(*J("b").KeptView("a"), *J("a").KeptView("a"));
+  EXPECT_OK(J("b").Verify("a"));
+  EXPECT_LE(Node("b").discovery->connect_attempts(), 1u);
+  for (const auto& line : log) EXPECT_EQ(line.find("failed"), std::string::npos) << line;
+}
+
 TEST_F(SyncTest, AReinstalledSourceCatchesUpItsOwnStreamBeforeItAppends) {
   Start("a");
   Start("b", Seeded({"a"}));
@@ -166,7 +196,6 @@ TEST_F(SyncTest, AReinstalledSourceCatchesUpItsOwnStreamBeforeItAppends) {
   std::filesystem::remove_all(dir_.File("a"));  // the data directory is lost
   NodeConfig guarded = Seeded({"b"});
   guarded.sync.restore_guard = true;
-  guarded.sync.guard_timeout_ms = 20'000;
   Start("a", guarded);
   EXPECT_TRUE(J("a").AppendsHeld("a"));
   ASSERT_TRUE(RunUntil([&] { return !J("a").AppendsHeld("a"); }, 20'000));
@@ -179,7 +208,7 @@ TEST_F(SyncTest, AReinstalledSourceCatchesUpItsOwnStreamBeforeItAppends) {
   EXPECT_OK(J("a").Verify("a"));
 }
 
-TEST_F(SyncTest, AForkMadeAfterTheGuardTimedOutIsDetectedAndKept) {
+TEST_F(SyncTest, AForkMadeAfterTheOperatorReleasedTheGuardIsDetectedAndKept) {
   Start("a");
   Start("b", Seeded({"a"}));
   Append("a", 100);
@@ -187,11 +216,12 @@ TEST_F(SyncTest, AForkMadeAfterTheGuardTimedOutIsDetectedAndKept) {
   Stop("b");
   Stop("a");
   std::filesystem::remove_all(dir_.File("a"));  // restored without its history
-  NodeConfig lonely = Seeded({"b"});            // b is down: the guard can only time out
+  NodeConfig lonely = Seeded({"b"});            // b is down: only an operator releases
   lonely.sync.restore_guard = true;
-  lonely.sync.guard_timeout_ms = 200;
   Start("a", lonely);
-  ASSERT_TRUE(RunUntil([&] { return !J("a").AppendsHeld("a"); }, 5'000));
+  EXPECT_FALSE(RunUntil([&] { return !J("a").AppendsHeld("a"); }, 1'000));
+  ASSERT_OK(Node("a").sync->ReleaseGuard("a"));
+  EXPECT_FALSE(J("a").AppendsHeld("a"));
   Append("a", 150, "other-history");  // seqs 1..150 again, differently
   Start("b", Seeded({"a"}));
   ASSERT_TRUE(RunUntil([&] { return J("b").ForkCount() > 0; }, 20'000))
@@ -201,13 +231,22 @@ TEST_F(SyncTest, AForkMadeAfterTheGuardTimedOutIsDetectedAndKept) {
   EXPECT_OK(J("b").Verify("a"));
 }
 
-TEST_F(SyncTest, TheRestoreGuardGivesUpAfterItsTimeLimit) {
-  NodeConfig alone = Seeded({});
+TEST_F(SyncTest, TheRestoreGuardNeverGivesUpByItself) {
+  NodeConfig alone = Seeded({});  // expects one peer (the default), none comes
   alone.sync.restore_guard = true;
-  alone.sync.guard_timeout_ms = 200;
+  alone.sync.guard_remind_ms = 100;
   Start("a", alone);
-  EXPECT_TRUE(J("a").AppendsHeld("a"));
-  ASSERT_TRUE(RunUntil([&] { return !J("a").AppendsHeld("a"); }, 5'000));
+  std::vector<std::string> log;
+  Node("a").sync->set_log([&](const std::string& line) { log.push_back(line); });
+  EXPECT_FALSE(RunUntil([&] { return !J("a").AppendsHeld("a"); }, 1'000));
+  auto refused = J("a").Append("a", {{"note", "x"}});
+  EXPECT_EQ(refused.status().code(), Status::Code::kUnavailable);
+  EXPECT_NE(Node("a").sync->engine().GuardState("a").find("heard 0 of the 1 needed"),
+            std::string::npos);
+  ASSERT_FALSE(log.empty());  // reminded while waiting
+  EXPECT_NE(log.back().find("cairn guard release a"), std::string::npos) << log.back();
+  EXPECT_EQ(Node("a").sync->ReleaseGuard("nope").code(), Status::Code::kNotFound);
+  ASSERT_OK(Node("a").sync->ReleaseGuard("a"));
   ASSERT_OK(J("a").Append("a", {{"note", "x"}}));
 }
 

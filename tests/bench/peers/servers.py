@@ -114,7 +114,8 @@ class CairnNode(Server):
         self.port = free_port()
         argv = [os.path.join(bins, "cairnd"), "--dev", "--data", self.data,
                 "--listen", f"127.0.0.1:{self.port}",
-                "--sync-writes", "on" if sync else "off"]
+                "--sync-writes", "on" if sync else "off",
+                "--new-device"]  # fresh: no restore guard to wait for
         for p in peers:
             argv += ["--peer", f"127.0.0.1:{p.port}"]
         if not exchange:
