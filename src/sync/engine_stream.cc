@@ -17,6 +17,13 @@ void Engine::OnSubscribe(const std::string& peer, const wire::Subscribe& s) {
   if (s.from() == 0 || !journal::ValidateDeviceId(s.device()).ok()) {
     return Close(peer, "malformed subscribe");
   }
+  // Only what our catalogue offered: a subscription holds state (here and in
+  // SyncNode's tap set), so one for a device we do not hold is a protocol error,
+  // not an entry (a million of them once grew a node by 385 MB).
+  if (!local_.count(s.device())) {
+    return Close(peer,
+                 "subscribed to '" + s.device() + "', which this node does not hold");
+  }
   Serve& serve = peers_[peer].serving[s.device()];
   serve = Serve();  // a read still running for the one it replaces is dropped
   serve.generation = ++serve_generation_;

@@ -110,6 +110,22 @@ TEST(EngineTest, AHugeCatalogueGoesInPartsPacedByTheConnection) {
   EXPECT_TRUE(dst.guarded().empty()) << "the whole catalogue arrived: heard";
 }
 
+TEST(EngineTest, ASubscribeForADeviceWeDoNotHoldClosesThePeerAndKeepsNothing) {
+  Engine e;
+  e.SetLocal({Info("d", 5, true)});
+  e.OnPeerActive("p");
+  (void)e.TakeActions();
+  wire::Envelope sub;
+  sub.mutable_subscribe()->set_device("not-here");
+  sub.mutable_subscribe()->set_from(1);
+  sub.mutable_subscribe()->set_credit(1 << 20);
+  e.OnMessage("p", sub);
+  auto closes = Of(e.TakeActions(), Action::Kind::kClose);
+  ASSERT_EQ(closes.size(), 1u);
+  EXPECT_NE(closes[0].reason.find("does not hold"), std::string::npos);
+  EXPECT_FALSE(e.Serves("not-here"));
+}
+
 TEST(EngineTest, SubscribesThroughTheSourceFromAfterWhatItHolds) {
   Engine e;
   e.SetLocal({Info("d", 40)});
