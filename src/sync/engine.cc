@@ -177,6 +177,8 @@ void Engine::OnMessage(const std::string& peer, wire::Envelope m) {
       if (notice.records_size() == 0) return Close(peer, "a fork notice without records");
       auto local = local_.find(notice.device());
       if (local == local_.end() || !local->second.source) return;  // not ours
+      // One check per peer and device at a time: a flood costs no more work.
+      if (!own_fork_checks_.insert({peer, notice.device()}).second) return;
       Action a;
       a.kind = Action::Kind::kOwnFork;
       a.peer = peer;
@@ -344,6 +346,15 @@ void Engine::Release(const std::string& device, const std::string& reason) {
   a.device = device;
   a.reason = reason;
   actions_.push_back(std::move(a));
+}
+
+void Engine::OnOwnForkChecked(const std::string& peer, const std::string& device,
+                              const Status& status) {
+  own_fork_checks_.erase({peer, device});
+  if (!status.ok() && !IsLocalFailure(status) && peers_.count(peer)) {
+    Close(peer, "a fork notice about '" + device +
+                    "' that does not hold: " + status.ToString());
+  }
 }
 
 std::string Engine::SourcePeer(const std::string& device) const {

@@ -161,6 +161,11 @@ class Engine {
   // The peer `device` is followed through, empty when none (or at its source).
   std::string Via(const std::string& device) const;
   uint64_t PeerLast(const std::string& device) const;  // best `last` any peer reports
+  // The kOwnFork check of `peer`'s notice about `device` is done: the next notice
+  // is taken; a notice that does not hold (it does not chain, or its signature is
+  // not our device's) closes the peer.
+  void OnOwnForkChecked(const std::string& peer, const std::string& device,
+                        const Status& status);
   // The peer that is `device`'s source (its catalogue says so), empty when none.
   std::string SourcePeer(const std::string& device) const;
   uint64_t records_served() const { return records_served_; }
@@ -222,6 +227,8 @@ class Engine {
   // engine_stream.cc
   void OnSubscribe(const std::string& peer, const wire::Subscribe& s);
   void Pump(const std::string& peer, const std::string& device);
+  void SendStreamHeader(const std::string& peer, const std::string& device, Serve& s,
+                        const std::string& cert_der, uint64_t restored_from);
   uint64_t SendSnapshotPart(const std::string& peer, const std::string& device, Serve& s,
                             const std::string& cert_der,
                             const journal::SnapshotData& part);
@@ -253,6 +260,7 @@ class Engine {
     int wait = 0;
   };
   std::map<std::string, Paused> paused_;
+  std::set<std::pair<std::string, std::string>> own_fork_checks_;  // (peer, device)
   std::vector<Action> actions_;
   uint64_t records_served_ = 0;
   uint64_t serve_generation_ = 0;

@@ -117,6 +117,17 @@ void Engine::OnLocalRecords(const std::string& device,
   }
 }
 
+void Engine::SendStreamHeader(const std::string& peer, const std::string& device,
+                              Serve& s, const std::string& cert_der,
+                              uint64_t restored_from) {
+  wire::Envelope h;
+  h.mutable_stream_header()->set_device(device);
+  h.mutable_stream_header()->set_device_cert(cert_der);
+  h.mutable_stream_header()->set_restored_from(restored_from);
+  Send(peer, std::move(h));
+  s.header_sent = true;
+}
+
 // Sends one part of a snapshot transfer (see Pump) and returns its bytes. A part
 // of another snapshot than the one in transfer (it was replaced meanwhile) starts
 // the transfer over at its chunk 1, which the subscriber takes as a new snapshot.
@@ -128,14 +139,9 @@ uint64_t Engine::SendSnapshotPart(const std::string& peer, const std::string& de
     CHECK(part.first_chunk == 1);
     s.snap_seq = header.seq();
     s.snap_next = 1;
-    wire::Envelope h;
-    h.mutable_stream_header()->set_device(device);
-    h.mutable_stream_header()->set_device_cert(cert_der);
     // Events up to its seq come as this snapshot when the subscriber is below it.
-    h.mutable_stream_header()->set_restored_from(s.next <= header.seq() ? header.seq()
-                                                                        : 0);
-    Send(peer, std::move(h));
-    s.header_sent = true;
+    SendStreamHeader(peer, device, s, cert_der,
+                     s.next <= header.seq() ? header.seq() : 0);
   }
   uint64_t sent = 0;
   auto send = [&](uint32_t index, const wire::SnapshotChunk* chunk) {
@@ -192,14 +198,7 @@ void Engine::OnReadDone(const std::string& peer, const std::string& device,
     s.credit -= static_cast<int64_t>(sent);
     return Pump(peer, device);
   }
-  if (!s.header_sent) {
-    wire::Envelope h;
-    h.mutable_stream_header()->set_device(device);
-    h.mutable_stream_header()->set_device_cert(cert_der);
-    h.mutable_stream_header()->set_restored_from(d.restored_from);
-    Send(peer, std::move(h));
-    s.header_sent = true;
-  }
+  if (!s.header_sent) SendStreamHeader(peer, device, s, cert_der, d.restored_from);
   if (!d.records.empty()) {
     s.next = d.records.back().seq() + 1;
     records_served_ += d.records.size();

@@ -308,6 +308,7 @@ void SyncNode::AfterFork(Work& w) {
     }
     return;
   }
+  engine_.OnOwnForkChecked(a.peer, a.device, w.status);
   if (!w.status.ok()) {
     log_("fork notice from " + a.peer + " about " + a.device +
          " refused: " + w.status.ToString());

@@ -126,6 +126,29 @@ TEST(EngineTest, ASubscribeForADeviceWeDoNotHoldClosesThePeerAndKeepsNothing) {
   EXPECT_FALSE(e.Serves("not-here"));
 }
 
+TEST(EngineTest, AFloodOfForkNoticesCostsOneCheckAndAForgedOneClosesThePeer) {
+  Engine e;
+  e.SetLocal({Info("mine", 5, true)});
+  e.OnPeerActive("p");
+  (void)e.TakeActions();
+  wire::Envelope notice;
+  notice.mutable_fork_notice()->set_device("mine");
+  notice.mutable_fork_notice()->add_records()->set_seq(1);
+  for (int i = 0; i < 1000; ++i) e.OnMessage("p", notice);
+  auto checks = Of(e.TakeActions(), Action::Kind::kOwnFork);
+  ASSERT_EQ(checks.size(), 1u) << "one check at a time per peer and device";
+  e.OnOwnForkChecked("p", "mine", Status::Corruption("record 1 does not chain"));
+  auto closes = Of(e.TakeActions(), Action::Kind::kClose);
+  ASSERT_EQ(closes.size(), 1u);
+  EXPECT_NE(closes[0].reason.find("fork notice"), std::string::npos);
+  e.OnPeerActive("q");  // p is gone; another peer sends an empty notice
+  (void)e.TakeActions();
+  wire::Envelope empty;
+  empty.mutable_fork_notice()->set_device("mine");
+  e.OnMessage("q", empty);
+  EXPECT_EQ(Of(e.TakeActions(), Action::Kind::kClose).size(), 1u);
+}
+
 TEST(EngineTest, SubscribesThroughTheSourceFromAfterWhatItHolds) {
   Engine e;
   e.SetLocal({Info("d", 40)});
