@@ -26,6 +26,8 @@ const char* Status::CodeName(Code code) {
       return "Fork";
     case Code::kDiverged:
       return "Diverged";
+    case Code::kGap:
+      return "Gap";
     case Code::kUnknownOutcome:
       return "UnknownOutcome";
   }

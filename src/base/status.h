@@ -27,6 +27,8 @@ class [[nodiscard]] Status {
     kFork,               // two validly signed, different records for one seq
     kUnknownOutcome,     // the operation may or may not have happened
     kDiverged,           // records do not follow our head: a fork below them, or forged
+    kGap,  // what was offered cannot be checked against what we hold: the events
+           // between are gone (retention); nothing changed
   };
 
   Status() = default;
@@ -50,6 +52,7 @@ class [[nodiscard]] Status {
   static Status Fork(std::string_view m) { return {Code::kFork, m}; }
   static Status UnknownOutcome(std::string_view m) { return {Code::kUnknownOutcome, m}; }
   static Status Diverged(std::string_view m) { return {Code::kDiverged, m}; }
+  static Status Gap(std::string_view m) { return {Code::kGap, m}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -1,6 +1,7 @@
 // Journal: opening, loading stream metadata, shutdown and catalogue reads.
 #include "journal/journal.h"
 
+#include "base/bytes.h"
 #include "journal/chain.h"
 #include "journal/journal_internal.h"
 
@@ -16,6 +17,7 @@ StreamInfo ToInfo(const std::string& device, const wire::StreamMeta& meta) {
   i.snapshot = meta.snapshot();
   i.source = meta.source();
   i.head_hash = meta.head_hash();
+  i.event_bytes = meta.event_bytes();
   return i;
 }
 
@@ -78,6 +80,20 @@ Status Journal::Load() {
        it->Next()) {
     fork_keys_.insert(it->key().ToString());
   }
+  const leveldb::Slice follower_prefix(layout::kFollowerPrefix.data(),
+                                       layout::kFollowerPrefix.size());
+  for (it->Seek(follower_prefix); it->Valid() && it->key().starts_with(follower_prefix);
+       it->Next()) {
+    std::string device, node;
+    std::string_view v(it->value().data(), it->value().size());
+    uint64_t last = 0;
+    if (!layout::ParseFollowerKey(std::string_view(it->key().data(), it->key().size()),
+                                  &device, &node) ||
+        !GetU64BE(&v, &last)) {
+      return Status::Corruption(store_->path() + ": a follower record does not decode");
+    }
+    followers_[device][node] = last;
+  }
   for (const auto& [device, signer] : signers_) {
     auto& s = streams_[device];
     if (!s) {
@@ -111,6 +127,17 @@ Status Journal::LoadStream(const std::string& device, const wire::StreamMeta& me
     }
   } else if (meta.snapshot() > 0 && meta.snapshot_hash() != meta.head_hash()) {
     return Status::Corruption(where + ": snapshot hash does not match the head hash");
+  }
+  if (!meta.has_event_bytes()) {
+    // Written before the count was kept: counted once, stored with the next write.
+    uint64_t bytes = 0;
+    const std::string prefix = layout::EventPrefix(device);
+    auto it = store_->NewIterator();
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      bytes += it->key().size() + it->value().size();
+    }
+    CAIRN_RETURN_IF_ERROR(store_->Convert(it->status(), "counting stored events"));
+    state->meta.set_event_bytes(bytes);
   }
   if (auto it = signers_.find(device); it != signers_.end()) {
     // Our key must be the key this stream was written with.

@@ -49,6 +49,20 @@ inline constexpr size_t kMaxPayloadBytes = 1u << 20;
 inline constexpr size_t kMaxEventsPerAppend = 10000;
 inline constexpr size_t kMaxSnapshotChunkBytes = 1u << 20;
 
+// What this node keeps of each stream it stores (README, "What is kept"). A
+// snapshot never deletes events by itself: an event goes only once it is at or
+// below the stream's snapshot and either every known follower of the stream (or
+// `acks` of them) has reported holding it, or it is older than max_age_us, or the
+// stream's events exceed max_bytes. A follower is a peer whose catalogue listed
+// the stream; it stays known across restarts. With no known follower, only the
+// limits let events go. At the source a limit that needs more than the snapshot
+// covers takes a snapshot first.
+struct RetentionOptions {
+  size_t acks = 0;         // followers that must hold an event; 0 = all known ones
+  int64_t max_age_us = 0;  // 0 = no age limit
+  uint64_t max_bytes = 0;  // per stream; 0 = no size limit
+};
+
 struct JournalOptions {
   StoreOptions store;
   std::shared_ptr<const CertAuthority> ca;             // required
@@ -69,6 +83,7 @@ struct JournalOptions {
   // set this false, to sign what a hostile or older device could have signed
   // (such an event is then opaque, as it is on every replica).
   bool refuse_bad_kv = true;
+  RetentionOptions retention;
 };
 
 // The refusal of an append while the restore guard holds `device`.
@@ -91,6 +106,7 @@ struct StreamInfo {
   uint64_t snapshot = 0;  // newest snapshot seq, 0 if none
   bool source = false;
   std::string head_hash;
+  uint64_t event_bytes = 0;  // stored events, keys and values
 };
 
 struct ApplyOutcome {
@@ -123,6 +139,9 @@ struct Delivery {
   Status status;  // non-ok: the subscription has failed
   std::optional<SnapshotData> snapshot;
   uint64_t restored_from = 0;  // set with snapshot: events up to here come as it
+  // Set with snapshot: the events from the cursor's position up to here are gone
+  // (deleted by retention), not merely covered by the snapshot.
+  uint64_t truncated = 0;
   std::vector<wire::Record> records;
   bool empty() const { return status.ok() && !snapshot && records.empty(); }
 };
@@ -168,8 +187,16 @@ class Journal {
                              std::vector<wire::Record> records);
   // Snapshot at the head of a device we are the source of; returns its seq.
   Result<uint64_t> Snapshot(std::string_view device);
-  // Stores a snapshot received from a peer after verifying it; compacts our copy.
+  // Stores a snapshot received from a peer after verifying it. At or below our
+  // head it must match the event we hold at its seq (else Fork, proof stored);
+  // events stay (retention deletes them). Beyond our head it replaces our view —
+  // but when we hold events, nothing shows that they lead to it (the events
+  // between are not offered): Gap, nothing changed, unless AcceptGap(device).
   Result<uint64_t> InstallSnapshot(std::string_view cert_der, SnapshotData snapshot);
+  // The operator's decision (`cairn resync`): the next snapshot of `device` beyond
+  // our head is installed although it cannot be checked, deleting our events.
+  void AcceptGap(const std::string& device);
+  bool GapAccepted(const std::string& device) const;
 
   // ---- reads (any thread)
   Result<std::vector<wire::Record>> Read(std::string_view device, uint64_t from,
@@ -208,8 +235,25 @@ class Journal {
   // How many fork proofs are stored (cheap: kept in memory).
   size_t ForkCount() const;
 
+  // ---- retention (RetentionOptions)
+  // What peers report holding (their catalogues): device -> node id -> last seq.
+  // Changes are stored, so a follower that is away stays known. Devices this node
+  // does not store are ignored. Blocking; any thread but the callbacks'.
+  Status NoteFollowers(
+      const std::map<std::string, std::map<std::string, uint64_t>>& heads);
+  // Deletes what the policy lets go, in bounded batches; returns the events
+  // deleted. Blocking; run it off the event loop.
+  Result<uint64_t> Retain();
+  // Deletes the events of `device` from its first up to min(to, snapshot);
+  // returns the new first stored seq. Blocking.
+  Result<uint64_t> Trim(std::string_view device, uint64_t to);
+  // What keeps the oldest events of `device` below its snapshot, for status:
+  // "" when none are kept there.
+  std::string RetentionState(const std::string& device) const;
+
   // ---- subscriptions
-  // A pull cursor from seq `from` (>= 1): snapshot first when from <= snapshot.
+  // A pull cursor from seq `from` (>= 1): stored events; the snapshot first (with
+  // Delivery::truncated) only when events from `from` were deleted.
   Result<std::unique_ptr<Cursor>> OpenCursor(std::string_view device,
                                              uint64_t from) const;
   // Push: `callback` gets the snapshot (if any), stored events, then live ones,
@@ -283,6 +327,9 @@ class Journal {
                                     const wire::StreamMeta& meta);
   // Stores a fork proof in its own batch and counts it.
   Status StoreForkProof(const wire::ForkProof& proof);
+  Result<uint64_t> DoTrim(const std::string& device, uint64_t to);
+  // The highest seq the policy lets go now (0: none), and what keeps the rest.
+  Result<uint64_t> RetainTo(const std::string& device, std::string* why);
   Status DropExpired(leveldb::WriteBatch* batch, const std::string& device,
                      uint64_t max_rev, int64_t at_us);
   Result<SnapshotData> ReadSnapshotAt(std::string_view device,
@@ -305,8 +352,9 @@ class Journal {
   std::unique_ptr<Store> store_;
   std::map<std::string, std::shared_ptr<DeviceSigner>> signers_;
 
-  mutable std::mutex
-      mu_;  // guards streams_, queue_, stopping_, writing_, poisoned_, listener_, tap_
+  // Guards streams_, queue_, stopping_, writing_, poisoned_, listener_, tap_,
+  // followers_, accept_gap_.
+  mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<internal::StreamState>> streams_;
   std::deque<std::unique_ptr<Op>> queue_;
   std::condition_variable queue_cv_;
@@ -323,6 +371,9 @@ class Journal {
   int open_file_failures_ = 0;
   static constexpr int kMaxOpenFileFailures = 3;
   std::set<std::string> fork_keys_;  // stored proofs
+  // Followers of each stream: node id -> last seq it reported holding (stored).
+  std::map<std::string, std::map<std::string, uint64_t>> followers_;
+  std::set<std::string> accept_gap_;  // AcceptGap, until the install
   std::thread writer_;
 
   std::mutex sub_mu_;  // guards subs_, ready_, delivering_, sub_stopping_

@@ -49,7 +49,7 @@ struct PendingRecord {
 };
 
 struct Op {
-  enum class Kind { kAppend, kApply, kSnapshot, kInstall };
+  enum class Kind { kAppend, kApply, kSnapshot, kInstall, kTrim };
   Kind kind = Kind::kAppend;
   std::string device;
   std::vector<PreparedEvent> events;  // kAppend
@@ -57,10 +57,11 @@ struct Op {
   std::string cert_der;  // kApply, kInstall
   std::vector<wire::Record> records;  // kApply
   SnapshotData snapshot;              // kInstall
+  uint64_t trim_to = 0;               // kTrim
   size_t bytes = 0;
   std::function<void(Result<SeqRange>)> on_append;
   std::function<void(Result<ApplyOutcome>)> on_apply;
-  std::function<void(Result<uint64_t>)> on_seq;  // kSnapshot, kInstall
+  std::function<void(Result<uint64_t>)> on_seq;  // kSnapshot, kInstall, kTrim
   // Filled while a group is built.
   Status status;
   SeqRange range;

@@ -113,7 +113,9 @@ Result<std::vector<KvItem>> Journal::RebuildView(std::string_view device) const 
       for (const auto& e : chunk.entries()) view[{e.store(), e.key()}] = e.entry();
     }
   }
-  for (uint64_t from = meta->first(); from <= meta->last();) {
+  // Events at or below the snapshot (kept by retention) are in it already.
+  for (uint64_t from = std::max(meta->first(), meta->snapshot() + 1);
+       from <= meta->last();) {
     CAIRN_ASSIGN_OR_RETURN(auto records,
                            ReadAt(device, from, meta->last(), 4u << 20, false, nullptr));
     for (const auto& r : records) {

@@ -57,6 +57,12 @@ std::string ForkKey(std::string_view device, uint64_t seq) {
   return k;
 }
 
+std::string FollowerKey(std::string_view device, std::string_view node_id) {
+  std::string k = Prefixed('a', device);
+  PutLengthPrefixed(&k, node_id);
+  return k;
+}
+
 bool ParseMetaKey(std::string_view key, std::string* device) {
   std::string_view d;
   if (!TakeTag(&key, 'm') || !GetLengthPrefixed(&key, &d) || !key.empty()) return false;
@@ -84,6 +90,17 @@ bool ParseKvKey(std::string_view key, std::string* device, std::string* store,
   device->assign(d);
   store->assign(s);
   kv_key->assign(key);
+  return true;
+}
+
+bool ParseFollowerKey(std::string_view key, std::string* device, std::string* node_id) {
+  std::string_view d, n;
+  if (!TakeTag(&key, 'a') || !GetLengthPrefixed(&key, &d) ||
+      !GetLengthPrefixed(&key, &n) || !key.empty()) {
+    return false;
+  }
+  device->assign(d);
+  node_id->assign(n);
   return true;
 }
 

@@ -9,6 +9,7 @@
 //   'v' lp(device) lp(store) key    -> KvEntry (key raw: a store's keys sort as bytes)
 //   'p' lp(node id)                 -> PeerRecord
 //   'f' lp(device) u64(seq)         -> ForkProof
+//   'a' lp(device) lp(node id)      -> u64: the last seq that follower reported holding
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -31,11 +32,14 @@ std::string PeerKey(std::string_view node_id);
 inline constexpr std::string_view kPeerPrefix = "p";
 std::string ForkKey(std::string_view device, uint64_t seq);
 inline constexpr std::string_view kForkPrefix = "f";
+std::string FollowerKey(std::string_view device, std::string_view node_id);
+inline constexpr std::string_view kFollowerPrefix = "a";
 
 // Parsers return false on a key of another shape.
 bool ParseMetaKey(std::string_view key, std::string* device);
 bool ParseEventKey(std::string_view key, std::string* device, uint64_t* seq);
 bool ParseKvKey(std::string_view key, std::string* device, std::string* store,
                 std::string* kv_key);
+bool ParseFollowerKey(std::string_view key, std::string* device, std::string* node_id);
 
 }  // namespace cairn::journal::layout

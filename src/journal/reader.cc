@@ -60,12 +60,13 @@ Result<std::vector<wire::Record>> Journal::Read(std::string_view device, uint64_
     return std::vector<wire::Record>();
   }
   if (from == 0) return Status::InvalidArgument("seqs start at 1");
-  if (from < meta->first() && from <= meta->snapshot()) {
-    return Status::FailedPrecondition(
-        "events of '" + std::string(device) + "' up to " +
-        std::to_string(meta->snapshot()) +
-        " were compacted into a snapshot; the first stored event is " +
-        std::to_string(meta->first()));
+  if (from < meta->first()) {
+    return Status::FailedPrecondition("events of '" + std::string(device) + "' up to " +
+                                      std::to_string(meta->first() - 1) +
+                                      " were deleted by retention (the snapshot at " +
+                                      std::to_string(meta->snapshot()) +
+                                      " stands for them); the first stored event is " +
+                                      std::to_string(meta->first()));
   }
   if (from > meta->last() || limit == 0) return std::vector<wire::Record>();
   const uint64_t to = std::min<uint64_t>(meta->last(), from + limit - 1);
@@ -91,13 +92,17 @@ Delivery Cursor::Next(size_t max_bytes) {
     return d;
   }
   const wire::StreamMeta& m = **meta;
-  if (next_ <= m.snapshot()) {
+  // Events are delivered while they are stored, even below the snapshot; the
+  // snapshot comes only for events that are gone (retention keeps first - 1 <=
+  // snapshot).
+  if (next_ < m.first() && next_ <= m.snapshot()) {
     auto snap = journal_->ReadSnapshotAt(device_, hold.get());
     if (!snap.ok()) {
       d.status = snap.status();
       return d;
     }
     d.restored_from = m.snapshot();
+    d.truncated = m.first() - 1;
     d.snapshot = std::move(*snap);
     next_ = m.snapshot() + 1;
     return d;

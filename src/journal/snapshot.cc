@@ -1,6 +1,7 @@
 // Snapshots: the signed KV view of a device at a seq. Making one at the source,
-// or installing a verified one from a peer, compacts the events at or below it in
-// the same WriteBatch.
+// or installing a verified one from a peer, keeps the events at or below it:
+// retention (retention.cc) decides when they go. Only a snapshot beyond our head
+// replaces what we hold, and only when nothing of ours would be lost unchecked.
 #include <future>
 
 #include "journal/chain.h"
@@ -20,17 +21,6 @@ std::unique_ptr<Op> SeqOp(Op::Kind kind, std::promise<Result<uint64_t>>* done) {
   return op;
 }
 
-// Deletes events [from, to] and snapshot chunks past `keep_chunks` of the old one.
-void Compact(leveldb::WriteBatch* batch, const std::string& device,
-             const wire::StreamMeta& old, uint64_t to, uint32_t keep_chunks) {
-  for (uint64_t s = old.first(); s <= to && s <= old.last(); ++s) {
-    batch->Delete(layout::EventKey(device, s));
-  }
-  for (uint32_t c = keep_chunks + 1; c <= old.snapshot_chunks(); ++c) {
-    batch->Delete(layout::SnapshotKey(device, c));
-  }
-}
-
 void PutSnapshot(leveldb::WriteBatch* batch, const SnapshotData& snap) {
   const std::string& device = snap.header.device();
   batch->Put(layout::SnapshotKey(device, 0), snap.header.SerializeAsString());
@@ -40,15 +30,17 @@ void PutSnapshot(leveldb::WriteBatch* batch, const SnapshotData& snap) {
   }
 }
 
-// Puts `snap` in place of the stream's previous snapshot, deletes the events at
-// or below it, and records it in `next` (the stream meta, also put).
+// Puts `snap` in place of the stream's previous snapshot (deleting the old
+// one's chunks past the new count) and records it in `next` (the stream meta,
+// also put). Events stay.
 void SwapIn(leveldb::WriteBatch* batch, const SnapshotData& snap,
             const wire::StreamMeta& old, wire::StreamMeta* next) {
   const wire::SnapshotHeader& h = snap.header;
   PutSnapshot(batch, snap);
-  Compact(batch, h.device(), old, h.seq(), h.chunks());
+  for (uint32_t c = h.chunks() + 1; c <= old.snapshot_chunks(); ++c) {
+    batch->Delete(layout::SnapshotKey(h.device(), c));
+  }
   next->set_snapshot(h.seq());
-  next->set_first(h.seq() + 1);
   next->set_snapshot_chunks(h.chunks());
   next->set_snapshot_hash(h.hash());
   batch->Put(layout::MetaKey(h.device()), next->SerializeAsString());
@@ -63,6 +55,16 @@ Result<uint64_t> Journal::Snapshot(std::string_view device) {
   op->device = std::string(device);
   Submit(std::move(op), /*may_write_here=*/true);
   return f.get();
+}
+
+void Journal::AcceptGap(const std::string& device) {
+  std::lock_guard<std::mutex> l(mu_);
+  accept_gap_.insert(device);
+}
+
+bool Journal::GapAccepted(const std::string& device) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return accept_gap_.count(device) > 0;
 }
 
 Result<uint64_t> Journal::InstallSnapshot(std::string_view cert_der,
@@ -160,10 +162,32 @@ Result<uint64_t> Journal::DoInstall(Op& op) {
   wire::StreamMeta next = meta;
   next.set_device_cert(key->cert_der());
   if (h.seq() <= meta.last()) {
+    // first <= old snapshot + 1 <= h.seq(): the event at its seq is stored.
     CAIRN_RETURN_IF_ERROR(CheckSnapshotAgainstEvents(h, meta));
     CAIRN_RETURN_IF_ERROR(DropExpired(&batch, device, h.seq(), h.time_us()));
   } else {
     // The peer is ahead of everything we hold: the snapshot replaces our view.
+    // When we hold events (or an older snapshot), nothing shows that they lead
+    // to this one, and installing it would delete them: a fork there would go
+    // unseen. Kept ours, unless the operator accepted the gap.
+    bool accepted = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      accepted = accept_gap_.erase(device) > 0;
+    }
+    if (meta.last() > 0 && !accepted) {
+      return Status::Gap("a snapshot of '" + device + "' at seq " +
+                         std::to_string(h.seq()) + " is beyond our head " +
+                         std::to_string(meta.last()) +
+                         " and the events between were not offered, so it cannot be "
+                         "checked against the events we hold; kept ours (`cairn resync " +
+                         device + "` accepts it)");
+    }
+    for (uint64_t s = meta.first(); s <= meta.last(); ++s) {
+      batch.Delete(layout::EventKey(device, s));
+    }
+    next.set_first(h.seq() + 1);
+    next.set_event_bytes(0);
     CAIRN_RETURN_IF_ERROR(DropExpired(&batch, device, UINT64_MAX, INT64_MIN));
     for (const auto& chunk : snap.chunks) {
       for (const auto& e : chunk.entries()) {

@@ -16,7 +16,11 @@ Status Journal::Verify(std::string_view device) const {
   }
   CAIRN_ASSIGN_OR_RETURN(auto key,
                          options_.ca->VerifyDevice(meta->device_cert(), device));
-  std::string prev = GenesisHash(device, key->raw());
+  // The hash the first stored event must chain from; empty when retention kept
+  // events below the snapshot but deleted that one's predecessor (the chain from
+  // the first stored event up to the signed snapshot hash still binds them all).
+  std::string prev;
+  if (meta->first() == 1) prev = GenesisHash(device, key->raw());
   if (meta->snapshot() > 0) {
     CAIRN_ASSIGN_OR_RETURN(SnapshotData snap, ReadSnapshotAt(device, hold.get()));
     CAIRN_RETURN_IF_ERROR(CheckSnapshot(snap, *key));
@@ -25,9 +29,9 @@ Status Journal::Verify(std::string_view device) const {
       return Status::Corruption(name +
                                 ": stored snapshot does not match the stream meta");
     }
-    prev = snap.header.hash();
+    if (meta->first() == meta->snapshot() + 1) prev = snap.header.hash();
   }
-  if (meta->first() != meta->snapshot() + 1) {
+  if (meta->first() > meta->snapshot() + 1) {
     return Status::Corruption(
         name + ": first stored event " + std::to_string(meta->first()) +
         " does not follow the snapshot at " + std::to_string(meta->snapshot()));
@@ -38,7 +42,7 @@ Status Journal::Verify(std::string_view device) const {
     CAIRN_ASSIGN_OR_RETURN(
         records, ReadAt(device, from, meta->last(), 4u << 20, false, hold.get()));
     for (const auto& r : records) {
-      if (ChainHashOf(prev, device, r) != r.hash()) {
+      if (!prev.empty() && ChainHashOf(prev, device, r) != r.hash()) {
         return Status::Corruption(name + ": event " + std::to_string(r.seq()) +
                                   " does not chain");
       }
@@ -46,6 +50,10 @@ Status Journal::Verify(std::string_view device) const {
           !key->Verify(EventSigMessage(device, r.seq(), r.hash()), r.sig())) {
         return Status::Corruption(name + ": event " + std::to_string(r.seq()) +
                                   " has a bad signature");
+      }
+      if (r.seq() == meta->snapshot() && r.hash() != meta->snapshot_hash()) {
+        return Status::Corruption(name + ": the snapshot at " + std::to_string(r.seq()) +
+                                  " does not match the event stored there");
       }
       prev = r.hash();
     }

@@ -64,6 +64,7 @@ void EncodeGroup(Group& group) {
   std::string tail, key;
   for (auto& [device, records] : group.records) {
     const std::string prefix = layout::EventPrefix(device);
+    uint64_t bytes = 0;
     for (auto& r : records) {
       tail.clear();
       PutVarint(&tail, (wire::Record::kSeqFieldNumber << 3) | 0);
@@ -77,6 +78,10 @@ void EncodeGroup(Group& group) {
       PutU64BE(&key, r.seq);
       r.value_size = r.body_size + tail.size();
       group.batch.Put(key, leveldb::Slice(r.body, r.value_size));
+      bytes += key.size() + r.value_size;
+    }
+    if (auto m = group.metas.find(device); m != group.metas.end()) {
+      m->second.set_event_bytes(m->second.event_bytes() + bytes);
     }
   }
   for (const auto& [device, meta] : group.metas) {
@@ -275,6 +280,9 @@ void Journal::WriteNextGroup(std::unique_lock<std::mutex>& l) {
       break;
     case Op::Kind::kInstall:
       first.on_seq(DoInstall(first));
+      break;
+    case Op::Kind::kTrim:
+      first.on_seq(DoTrim(first.device, first.trim_to));
       break;
   }
   l.lock();

@@ -66,6 +66,8 @@ int StatusCmd(const Options& o) {
           "starts it without them\n",
           d.guard().c_str(), d.device().c_str());
     }
+    if (!d.stalled().empty()) std::printf("  STALLED: %s\n", d.stalled().c_str());
+    if (!d.retention().empty()) std::printf("  retention: %s\n", d.retention().c_str());
   }
   return 0;
 }
@@ -142,6 +144,18 @@ int GuardRelease(const Options& o) {
   return 0;
 }
 
+int Resync(const Options& o) {
+  wire::ControlRequest req;
+  req.mutable_resync()->set_device(o.device);
+  auto r = CallNode(o, req);
+  if (!r.ok()) return Fail("resync " + o.device + " failed: " + r.status().message());
+  std::printf(
+      "%s: the next snapshot beyond this node's head is accepted without a check; "
+      "the events it stands for that this node holds are deleted then\n",
+      o.device.c_str());
+  return 0;
+}
+
 }  // namespace cli
 
 namespace {
@@ -173,6 +187,9 @@ void AddCommands(CLI::App& app, Options& o) {
   t->add_option("--from", o.from, "first seq")->capture_default_str();
   t->add_flag("--follow", o.follow, "keep printing live events until interrupted");
   t->add_flag("--json", o.json, "one JSON object per line");
+  t->add_flag("--allow-gaps", o.allow_gaps,
+              "events deleted by retention are reported but not an error (without "
+              "it the tail stops there and exits 3)");
   t->add_option("--peer", o.peer,
                 "read from the node at HOST:PORT over TLS, verifying everything, "
                 "instead of the local node");
@@ -201,6 +218,12 @@ void AddCommands(CLI::App& app, Options& o) {
                           "accept appends now, without waiting for peers to report the "
                           "device's head (seqs they hold beyond ours become a fork)");
   release->add_option("DEVICE", o.device, "device id")->required();
+  CLI::App* resync =
+      Add(app, "resync",
+          "accept a gap in a replicated device: install the next snapshot beyond our "
+          "head although the events between are gone on every peer (our events "
+          "below it are deleted; see `cairn status`, STALLED)");
+  resync->add_option("DEVICE", o.device, "device id")->required();
 }
 
 int Dispatch(CLI::App& app, const Options& o) {
@@ -210,6 +233,7 @@ int Dispatch(CLI::App& app, const Options& o) {
   if (app.got_subcommand("snapshot")) return cli::Snapshot(o);
   if (app.got_subcommand("verify")) return cli::Verify(o);
   if (app.got_subcommand("guard")) return cli::GuardRelease(o);
+  if (app.got_subcommand("resync")) return cli::Resync(o);
   CLI::App* kv = app.get_subcommand("kv");
   if (kv->got_subcommand("get")) return cli::KvGet(o);
   return cli::KvList(o);

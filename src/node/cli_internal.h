@@ -20,6 +20,7 @@ struct Options {
   bool json = false;
   bool follow = false;
   bool all = false;
+  bool allow_gaps = false;  // tail: events deleted by retention are not an error
   uint64_t from = 1;
   size_t batch = 1000;
   size_t window = 8;
@@ -37,9 +38,13 @@ int KvList(const Options& o);
 int Snapshot(const Options& o);
 int Verify(const Options& o);
 int GuardRelease(const Options& o);
+int Resync(const Options& o);
 // The exit code of an append the node refused for now (the restore guard, the
 // journal shutting down): try again later (sysexits.h EX_TEMPFAIL).
 inline constexpr int kExitTryLater = 75;
+// The exit code of a tail that met events deleted by retention (without
+// --allow-gaps): what it printed is complete up to the gap line, not beyond it.
+inline constexpr int kExitGap = 3;
 // tail with --peer (tail_peer_uv.cc).
 int TailPeer(const Options& o);
 

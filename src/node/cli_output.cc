@@ -48,16 +48,19 @@ json StatusJson(const wire::ControlStatusReply& s) {
   }
   json devices = json::array();
   for (const auto& d : s.devices()) {
-    devices.push_back({{"device", d.device()},
-                       {"first", d.first()},
-                       {"last", d.last()},
-                       {"snapshot", d.snapshot()},
-                       {"source", d.source()},
-                       {"via", d.via().empty() ? json(nullptr) : json(d.via())},
-                       {"behind", d.behind()},
-                       {"guard", d.guard().empty() ? json(nullptr) : json(d.guard())},
-                       {"forked_at", json(std::vector<uint64_t>(d.forked_at().begin(),
-                                                                d.forked_at().end()))}});
+    devices.push_back(
+        {{"device", d.device()},
+         {"first", d.first()},
+         {"last", d.last()},
+         {"snapshot", d.snapshot()},
+         {"source", d.source()},
+         {"via", d.via().empty() ? json(nullptr) : json(d.via())},
+         {"behind", d.behind()},
+         {"guard", d.guard().empty() ? json(nullptr) : json(d.guard())},
+         {"retention", d.retention().empty() ? json(nullptr) : json(d.retention())},
+         {"stalled", d.stalled().empty() ? json(nullptr) : json(d.stalled())},
+         {"forked_at",
+          json(std::vector<uint64_t>(d.forked_at().begin(), d.forked_at().end()))}});
   }
   return json{
       {"node", s.node()}, {"peers", peers}, {"devices", devices}, {"forks", s.forks()}};

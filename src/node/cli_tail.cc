@@ -1,5 +1,6 @@
 // cairn tail: a device (or every device) through the local node's control socket,
-// snapshot first when asked for events it has compacted, then events in order;
+// events in order (a snapshot first, after a "truncated" line, when events from
+// --from were deleted by retention: exit 3 there unless --allow-gaps);
 // with --follow, live events until interrupted, and with --all --follow also the
 // devices the node comes to store later. With --peer the same from any node over
 // TLS (tail_peer_uv.cc); both print through TailPrinter.
@@ -59,8 +60,8 @@ int LocalTail::Run() {
     if (r->id() == status_ || r->id() == watch_) {  // failures end the tail
       int step = r->id() == status_ ? OnStatus(*r) : OnWatch(*r);
       if (step != 0) return step;
-    } else if (OnTail(*r) != 0) {
-      rc = 1;  // the others go on
+    } else if (int step = OnTail(*r); step != 0 && rc == 0) {
+      rc = step;  // the others go on
     }
   }
   return rc;
@@ -108,7 +109,20 @@ int LocalTail::OnTail(const wire::ControlReply& r) {
   int rc = 0;
   if (r.has_error()) {
     rc = Fail("tail " + device + ": " + r.error().message());
-  } else if (r.tail().has_snapshot()) {
+  } else if (r.tail().truncated() > 0) {
+    printer_.Truncated(device, o_.from, r.tail().truncated(), r.tail().restored_from());
+    if (!o_.allow_gaps) {
+      std::fprintf(stderr,
+                   "cairn: tail %s: events %llu..%llu were deleted by retention at the "
+                   "node; stopped (--allow-gaps reads on from the snapshot)\n",
+                   device.c_str(), static_cast<unsigned long long>(o_.from),
+                   static_cast<unsigned long long>(r.tail().truncated()));
+      printer_.Progress(device, UINT64_MAX);
+      streams_.erase(it);
+      return kExitGap;
+    }
+  }
+  if (r.tail().has_snapshot()) {
     const wire::Snapshot& snap = r.tail().snapshot();
     printer_.SnapshotChunk(device, snap.chunk());
     if (snap.index() + 1 >= snap.header().chunks()) {

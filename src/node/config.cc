@@ -43,6 +43,29 @@ void AddFlags(CLI::App& app, DaemonConfig& c, RawFlags& raw) {
   app.add_option("--snapshot-every", c.snapshot_every,
                  "snapshot a source device every N events (0: never)")
       ->capture_default_str();
+  app.add_option("--snapshot-every-seconds", c.snapshot_every_seconds,
+                 "snapshot a source device when this long has passed since its "
+                 "last one and it has new events (checked on append; 0: never)")
+      ->capture_default_str();
+  app.add_option("--retain-acks", c.retain_acks,
+                 "an event below a snapshot is deleted once this many of the "
+                 "stream's known followers hold it (0: all of them; with none "
+                 "known, never by acknowledgement)")
+      ->capture_default_str();
+  app.add_option("--retain-max-age", c.retain_max_age_seconds,
+                 "seconds after which an event may be deleted although a follower "
+                 "lacks it (0: no limit; the source snapshots first)")
+      ->capture_default_str();
+  app.add_option("--retain-max-bytes", c.retain_max_bytes,
+                 "stored event bytes per stream beyond which the oldest may be "
+                 "deleted although a follower lacks them; suffixes KB MB GB (0: no "
+                 "limit)")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  app.add_option("--retain-every-ms", c.retain_every_ms,
+                 "how often retention looks for events it may delete")
+      ->check(CLI::Range(int64_t{100}, int64_t{3'600'000}))
+      ->capture_default_str();
   app.add_option("--sync-writes", raw.sync_writes,
                  "fsync before acknowledging an append (off loses the last few ms "
                  "of appends on power loss)")

@@ -36,8 +36,15 @@ struct DaemonConfig {
   std::string dns_server;              // IP:PORT; empty: the system's
   bool peer_exchange = true;
   std::string ca_file, cert_file, key_file;
-  std::vector<DevicePair> devices;  // extra devices this node is the source of
-  uint64_t snapshot_every = 0;      // events; 0 = off
+  std::vector<DevicePair> devices;      // extra devices this node is the source of
+  uint64_t snapshot_every = 0;          // events; 0 = off
+  uint64_t snapshot_every_seconds = 0;  // 0 = off
+  // Retention (journal::RetentionOptions): followers that must hold an event
+  // before it goes (0: all known), and the limits past which it goes anyway.
+  uint64_t retain_acks = 0;
+  uint64_t retain_max_age_seconds = 0;  // 0 = no limit
+  uint64_t retain_max_bytes = 0;        // per stream; 0 = no limit
+  int64_t retain_every_ms = 5'000;      // how often the retention pass runs
   bool sync_writes = true;
   bool dev = false;
   bool new_device = false;

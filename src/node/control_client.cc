@@ -103,6 +103,8 @@ Status StatusOf(const wire::ControlError& e) {
   if (c == "ResourceExhausted") return Status::ResourceExhausted(m);
   if (c == "Fork") return Status::Fork(m);
   if (c == "UnknownOutcome") return Status::UnknownOutcome(m);
+  if (c == "Diverged") return Status::Diverged(m);
+  if (c == "Gap") return Status::Gap(m);
   return Status::IOError(m);
 }
 

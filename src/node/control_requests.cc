@@ -116,6 +116,8 @@ void ControlServer::Dispatch(Client& c, ControlRequest&& req) {
       return HandleWatch(c, id);
     case ControlRequest::kGuardRelease:
       return HandleGuardRelease(c, id, req.guard_release().device());
+    case ControlRequest::kResync:
+      return HandleResync(c, id, req.resync().device());
     case ControlRequest::kKvGet:
     case ControlRequest::kKvList:
     case ControlRequest::kSnapshot:
@@ -173,6 +175,19 @@ void ControlServer::HandleGuardRelease(Client& c, uint64_t id,
                    << "' released by the operator (cairn guard release)";
   ControlReply r = Done(id);
   r.mutable_guard_released()->set_device(device);
+  Finish(c, id, r);
+}
+
+void ControlServer::HandleResync(Client& c, uint64_t id, const std::string& device) {
+  Status s =
+      resyncer_ ? resyncer_(device) : Status::NotFound("this node syncs with no peer");
+  if (!s.ok()) return Finish(c, id, ErrorReply(id, s));
+  CAIRN_LOG(kWarn)
+      << "resync of '" << device
+      << "' accepted by the operator (cairn resync): the next snapshot beyond "
+         "our head is installed unchecked";
+  ControlReply r = Done(id);
+  r.mutable_resynced()->set_device(device);
   Finish(c, id, r);
 }
 

@@ -44,8 +44,9 @@ class ControlServer {
   static constexpr uint32_t kDefaultKvListLimit = 1000;
 
   using StatusProvider = std::function<wire::ControlStatusReply()>;
-  // The operator's release of a device's restore guard (loop thread).
-  using GuardReleaser = std::function<Status(const std::string& device)>;
+  // An operator's decision about one device (loop thread): the release of its
+  // restore guard, or accepting a gap in it (resync).
+  using DeviceCommand = std::function<Status(const std::string& device)>;
 
   ControlServer(uv_loop_t* loop, journal::Journal* journal, LoopPost* post,
                 StatusProvider status);
@@ -63,7 +64,8 @@ class ControlServer {
   // A stream changed (any commit); a device not seen before is announced to
   // every ControlWatch. Loop thread.
   void OnStreamChanged(const std::string& device);
-  void set_guard_releaser(GuardReleaser f) { guard_releaser_ = std::move(f); }
+  void set_guard_releaser(DeviceCommand f) { guard_releaser_ = std::move(f); }
+  void set_resyncer(DeviceCommand f) { resyncer_ = std::move(f); }
   // Clients at once (at most kMaxClients); more are closed at accept.
   void set_max_clients(size_t n) { max_clients_ = std::min(n, kMaxClients); }
 
@@ -99,13 +101,15 @@ class ControlServer {
   void HandleTail(Client& c, uint64_t id, const wire::ControlTail& req);
   void HandleWatch(Client& c, uint64_t id);
   void HandleGuardRelease(Client& c, uint64_t id, const std::string& device);
+  void HandleResync(Client& c, uint64_t id, const std::string& device);
   void Finish(Client& c, uint64_t id, const wire::ControlReply& reply);
 
   uv_loop_t* loop_;
   journal::Journal* journal_;
   LoopPost* post_;
   StatusProvider status_;
-  GuardReleaser guard_releaser_;
+  DeviceCommand guard_releaser_;
+  DeviceCommand resyncer_;
   size_t max_clients_ = kMaxClients;
   uv_pipe_t listener_{};
   bool listening_ = false;

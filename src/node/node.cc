@@ -118,6 +118,11 @@ Status Node::OpenJournal() {
   o.sources = signers_;
   o.sync_writes = config_.sync_writes;
   o.snapshot_every_events = config_.snapshot_every;
+  o.snapshot_every_us = static_cast<int64_t>(config_.snapshot_every_seconds) * 1'000'000;
+  o.retention.acks = static_cast<size_t>(config_.retain_acks);
+  o.retention.max_age_us =
+      static_cast<int64_t>(config_.retain_max_age_seconds) * 1'000'000;
+  o.retention.max_bytes = config_.retain_max_bytes;
   auto j = journal::Journal::Open(std::move(o));
   if (!j.ok()) {
     const std::string& m = j.status().message();
@@ -165,6 +170,7 @@ Status Node::StartSync() {
     const size_t expected = known > 0 ? known : (config_.dns_seeds.empty() ? 0 : 1);
     options.restore_guard = !config_.new_device && expected > 0;
     options.guard_expected_peers = expected / 2 + 1;
+    options.retain_every_ms = config_.retain_every_ms;
     sync_ = std::make_unique<sync::SyncNode>(&loop_, journal_.get(), d, options);
     sync_->set_log([](const std::string& line) { CAIRN_LOG(kWarn) << "sync: " << line; });
     d->set_listener(sync_.get());
@@ -193,6 +199,10 @@ Status Node::StartControl() {
     if (!sync_) return Status::NotFound("this node runs no restore guard");
     return sync_->ReleaseGuard(device);
   });
+  control_->set_resyncer([this](const std::string& device) {
+    if (!sync_) return Status::NotFound("this node syncs with no peer");
+    return sync_->Resync(device);
+  });
   return control_->Listen(control_path_);
 }
 
@@ -216,11 +226,13 @@ wire::ControlStatusReply Node::BuildStatus() {
     d->set_last(s.last);
     d->set_snapshot(s.snapshot);
     d->set_source(s.source);
+    d->set_retention(journal_->RetentionState(s.device));
     if (sync_ && s.source) d->set_guard(sync_->engine().GuardState(s.device));
     if (sync_ && !s.source) {
       d->set_via(sync_->engine().Via(s.device));
       const uint64_t peer_last = sync_->engine().PeerLast(s.device);
       d->set_behind(peer_last > s.last ? peer_last - s.last : 0);
+      d->set_stalled(sync_->engine().Stalled(s.device));
     }
   }
   return r;

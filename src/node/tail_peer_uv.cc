@@ -135,6 +135,17 @@ void PeerTail::Output(sync::SubscriberOutput& o) {
     case K::kStart:
       return printer_.Begin(o.device, o_.from, o.head);
     case K::kSnapshot:
+      if (o.truncated > 0) {
+        printer_.Truncated(o.device, o_.from, o.truncated, o.snapshot.header.seq());
+        if (!o_.allow_gaps) {
+          Finish(Status::Gap("tail " + o.device + ": events " + std::to_string(o_.from) +
+                             ".." + std::to_string(o.truncated) +
+                             " were deleted by retention at the node; stopped "
+                             "(--allow-gaps reads on from the snapshot)"));
+          exit_code_ = kExitGap;
+          return;
+        }
+      }
       for (const auto& chunk : o.snapshot.chunks) printer_.SnapshotChunk(o.device, chunk);
       printer_.SnapshotEnd(o.device, o.snapshot.header.seq());
       return printer_.Progress(o.device, o.snapshot.header.seq());

@@ -43,6 +43,22 @@ void TailPrinter::Record(const std::string& device, const wire::Record& r) {
   }
 }
 
+void TailPrinter::Truncated(const std::string& device, uint64_t from, uint64_t to,
+                            uint64_t snapshot) {
+  if (json_) {
+    std::printf("%s\n", Dump({{"device", device},
+                              {"truncated", {{"from", from}, {"to", to}}},
+                              {"snapshot", snapshot}})
+                            .c_str());
+  } else {
+    std::printf(
+        "%s truncated %llu..%llu by retention; the snapshot at %llu stands for them\n",
+        device.c_str(), static_cast<unsigned long long>(from),
+        static_cast<unsigned long long>(to), static_cast<unsigned long long>(snapshot));
+  }
+  std::fflush(stdout);
+}
+
 void TailPrinter::Progress(const std::string& device, uint64_t seq) {
   std::fflush(stdout);
   Stream& s = streams_[device];

@@ -6,8 +6,10 @@
 //
 //   plain:  DEVICE snapshot SEQ {"store":{"key":value}}
 //           DEVICE SEQ TYPE PAYLOAD
+//           DEVICE truncated FROM..TO by retention; the snapshot at SEQ stands for them
 //   --json: {"device","snapshot":SEQ,"kv":{...}}
 //           {"device","seq","time_us","type","payload"}
+//           {"device","truncated":{"from":FROM,"to":TO},"snapshot":SEQ}
 //
 // Thread-safety: single-threaded CLI code.
 #pragma once
@@ -34,6 +36,9 @@ class TailPrinter {
   void SnapshotChunk(const std::string& device, const wire::SnapshotChunk& chunk);
   void SnapshotEnd(const std::string& device, uint64_t seq);
   void Record(const std::string& device, const wire::Record& record);
+  // Events from..to are gone at the node (retention): they will never be printed.
+  void Truncated(const std::string& device, uint64_t from, uint64_t to,
+                 uint64_t snapshot);
   // After a batch: flushes stdout and moves the bar to `seq` (clears it at the
   // head; UINT64_MAX clears it; 0 leaves it).
   void Progress(const std::string& device, uint64_t seq);

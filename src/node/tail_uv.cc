@@ -83,6 +83,7 @@ bool Tail::Forward(const journal::Delivery& d, bool caught_up) {
       snap->set_index(static_cast<uint32_t>(i));
       if (i < d.snapshot->chunks.size()) *snap->mutable_chunk() = d.snapshot->chunks[i];
       r.mutable_tail()->set_restored_from(d.restored_from);
+      if (i == 0) r.mutable_tail()->set_truncated(d.truncated);
       replies.push_back(std::move(r));
     }
     next_ = std::max(next_, d.snapshot->header.seq() + 1);

@@ -49,6 +49,10 @@ void Engine::SetLocal(const std::vector<journal::StreamInfo>& catalogue) {
 
 void Engine::OnLocalChange(const journal::StreamInfo& info) {
   local_[info.device] = info;
+  if (auto a = accept_gap_.find(info.device);
+      a != accept_gap_.end() && info.snapshot > a->second) {
+    accept_gap_.erase(a);  // the snapshot the operator accepted is in
+  }
   dirty_.insert(info.device);
   for (auto& [peer, p] : peers_) {
     if (p.serving.count(info.device)) Pump(peer, info.device);
@@ -121,6 +125,7 @@ void Engine::OnSubscriberActive(const std::string& name) {
 
 void Engine::OnPeerGone(const std::string& peer) {
   if (!peers_.erase(peer)) return;
+  std::erase_if(gapped_, [&](const auto& dp) { return dp.second == peer; });
   for (auto it = following_.begin(); it != following_.end();) {
     Follow& f = it->second;
     if (f.peer != peer) {
@@ -255,6 +260,9 @@ void Engine::Replan() {
     for (const auto& [device, peer_id] : forked_) {
       if (peer_id == peer) in.peers[peer].entries.erase(device);
     }
+    auto& entries = in.peers[peer].entries;
+    std::erase_if(entries,
+                  [&](const auto& de) { return WouldGap(de.first, peer, de.second); });
   }
   for (const auto& [device, f] : following_) in.current[device] = f.peer;
   in.switch_margin = options_.switch_margin;
@@ -355,6 +363,59 @@ void Engine::OnOwnForkChecked(const std::string& peer, const std::string& device
     Close(peer, "a fork notice about '" + device +
                     "' that does not hold: " + status.ToString());
   }
+}
+
+bool Engine::WouldGap(const std::string& device, const std::string& peer,
+                      const wire::CatalogueEntry& e) const {
+  if (accept_gap_.count(device)) return false;
+  if (gapped_.count({device, peer})) return true;
+  auto local = local_.find(device);
+  if (local == local_.end() || local->second.last == 0) return false;
+  // It would serve events from our head + 1 only if it still stores them.
+  return e.last() > local->second.last && e.first() > local->second.last + 1;
+}
+
+std::string Engine::Stalled(const std::string& device) const {
+  auto local = local_.find(device);
+  if (local == local_.end() || local->second.last == 0 || following_.count(device)) {
+    return "";
+  }
+  const uint64_t ours = local->second.last;
+  uint64_t best = 0, first = 0;
+  for (const auto& [peer, p] : peers_) {
+    if (p.subscriber) continue;
+    auto it = p.catalogue.entries.find(device);
+    if (it == p.catalogue.entries.end() || it->second.last() <= ours) continue;
+    if (!WouldGap(device, peer, it->second)) return "";  // followed on the next plan
+    if (it->second.last() > best) {
+      best = it->second.last();
+      first = it->second.first();
+    }
+  }
+  if (best == 0) return "";
+  return "peers hold up to " + std::to_string(best) + " but store events only from " +
+         std::to_string(first) + ", after our head " + std::to_string(ours) +
+         ": their snapshot cannot be checked against our events; waiting for a peer " +
+         "that stores " + std::to_string(ours + 1) + ".., or `cairn resync " + device +
+         "` to accept the gap";
+}
+
+void Engine::AcceptGap(const std::string& device) {
+  auto local = local_.find(device);
+  accept_gap_[device] = local == local_.end() ? 0 : local->second.last;
+  std::erase_if(gapped_, [&](const auto& dp) { return dp.first == device; });
+  Replan();
+}
+
+std::map<std::string, std::map<std::string, uint64_t>> Engine::FollowerHeads() const {
+  std::map<std::string, std::map<std::string, uint64_t>> out;
+  for (const auto& [peer, p] : peers_) {
+    if (p.subscriber) continue;
+    for (const auto& [device, e] : p.catalogue.entries) {
+      if (local_.count(device)) out[device][peer] = e.last();
+    }
+  }
+  return out;
 }
 
 std::string Engine::SourcePeer(const std::string& device) const {

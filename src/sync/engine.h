@@ -57,6 +57,9 @@ struct SyncOptions {
   bool restore_guard = false;
   size_t guard_expected_peers = 1;
   int64_t guard_remind_ms = 10'000;
+  // SyncNode records what peers hold and runs the journal's retention this often
+  // (0: never; then no event below a snapshot is ever deleted).
+  int64_t retain_every_ms = 5'000;
 };
 
 struct Action {
@@ -70,6 +73,7 @@ struct Action {
     kRelease,
     kNotifyFork,  // read our side of `device`'s newest fork, tell `peer` (its source)
     kOwnFork,     // `peer` says our own `device` forked: check `records` with our key
+    kRetain,      // note `heads` as follower reports, then run the journal's retention
   };
   Kind kind = Kind::kSend;
   std::string peer;
@@ -85,6 +89,7 @@ struct Action {
   journal::SnapshotData snapshot;     // kInstall
   uint64_t credit = 0;                // kApply, kInstall: bytes to grant back
   std::string reason;                 // kClose
+  std::map<std::string, std::map<std::string, uint64_t>> heads;  // kRetain
 };
 
 class Engine {
@@ -168,6 +173,16 @@ class Engine {
                         const Status& status);
   // The peer that is `device`'s source (its catalogue says so), empty when none.
   std::string SourcePeer(const std::string& device) const;
+  // What each peer reports holding of the devices we store (their catalogues):
+  // device -> peer -> last. Subscribers are not followers. For retention.
+  std::map<std::string, std::map<std::string, uint64_t>> FollowerHeads() const;
+  // Why `device` cannot be followed though peers hold more of it: every such peer
+  // would send a snapshot beyond our head that cannot be checked against our
+  // events (see journal::Journal::InstallSnapshot). "" when it is not stuck.
+  std::string Stalled(const std::string& device) const;
+  // The operator accepts a gap in `device` (`cairn resync`; the journal was told
+  // too): peers with only a snapshot beyond our head may be followed again.
+  void AcceptGap(const std::string& device);
   uint64_t records_served() const { return records_served_; }
 
  private:
@@ -228,7 +243,8 @@ class Engine {
   void OnSubscribe(const std::string& peer, const wire::Subscribe& s);
   void Pump(const std::string& peer, const std::string& device);
   void SendStreamHeader(const std::string& peer, const std::string& device, Serve& s,
-                        const std::string& cert_der, uint64_t restored_from);
+                        const std::string& cert_der, uint64_t restored_from,
+                        uint64_t truncated);
   uint64_t SendSnapshotPart(const std::string& peer, const std::string& device, Serve& s,
                             const std::string& cert_der,
                             const journal::SnapshotData& part);
@@ -253,6 +269,15 @@ class Engine {
   std::map<std::string, Follow> following_;
   std::set<std::pair<std::string, std::string>> forked_;  // (device, peer) refused
   std::set<std::pair<std::string, std::string>> probed_;  // (device, peer) re-read once
+  // (device, peer) whose snapshot beyond our head could not be checked (Gap);
+  // forgotten when the peer goes or its entry for the device changes.
+  std::set<std::pair<std::string, std::string>> gapped_;
+  // AcceptGap: device -> our head then, until a snapshot beyond it is installed.
+  std::map<std::string, uint64_t> accept_gap_;
+  // Whether following `device` through a peer that holds `e` would bring a
+  // snapshot beyond our head that we could not check (see Stalled).
+  bool WouldGap(const std::string& device, const std::string& peer,
+                const wire::CatalogueEntry& e) const;
   // A local failure applying it: followed again after `wait` more RetryPaused
   // calls (1, 2, 4 … 64 s after failures in a row; see RetryPaused).
   struct Paused {

@@ -45,10 +45,11 @@ void Engine::Pump(const std::string& peer, const std::string& device) {
   if (s.reading || s.credit <= 0 || local == local_.end() || high_water_(peer)) return;
   const journal::StreamInfo& info = local->second;
   // A snapshot taken here since the subscriber passed its seq travels too, so the
-  // subscriber can compact its copy the same way; one at or after its next seq is
-  // where its catch-up starts.
+  // subscriber holds it as we do (its retention then decides about its events).
+  // Events are served while we store them; the snapshot stands in only for
+  // events that are gone here.
   const bool new_snapshot = info.snapshot > s.snapshot_sent && info.snapshot < s.next;
-  const bool below_snapshot = s.next <= info.snapshot;
+  const bool below_snapshot = s.next < info.first && s.next <= info.snapshot;
   const bool in_snapshot = s.snap_next != 0;
   if (!in_snapshot && !new_snapshot && !below_snapshot && s.next > info.last) {
     return;  // caught up
@@ -119,11 +120,12 @@ void Engine::OnLocalRecords(const std::string& device,
 
 void Engine::SendStreamHeader(const std::string& peer, const std::string& device,
                               Serve& s, const std::string& cert_der,
-                              uint64_t restored_from) {
+                              uint64_t restored_from, uint64_t truncated) {
   wire::Envelope h;
   h.mutable_stream_header()->set_device(device);
   h.mutable_stream_header()->set_device_cert(cert_der);
   h.mutable_stream_header()->set_restored_from(restored_from);
+  h.mutable_stream_header()->set_truncated(truncated);
   Send(peer, std::move(h));
   s.header_sent = true;
 }
@@ -139,9 +141,13 @@ uint64_t Engine::SendSnapshotPart(const std::string& peer, const std::string& de
     CHECK(part.first_chunk == 1);
     s.snap_seq = header.seq();
     s.snap_next = 1;
-    // Events up to its seq come as this snapshot when the subscriber is below it.
-    SendStreamHeader(peer, device, s, cert_der,
-                     s.next <= header.seq() ? header.seq() : 0);
+    // Events up to its seq come as this snapshot when the subscriber is below it;
+    // those below our first stored event will never come as events.
+    auto local = local_.find(device);
+    const uint64_t first = local == local_.end() ? 0 : local->second.first;
+    const bool below = s.next <= header.seq();
+    SendStreamHeader(peer, device, s, cert_der, below ? header.seq() : 0,
+                     below && s.next < first ? std::min(first - 1, header.seq()) : 0);
   }
   uint64_t sent = 0;
   auto send = [&](uint32_t index, const wire::SnapshotChunk* chunk) {
@@ -198,7 +204,7 @@ void Engine::OnReadDone(const std::string& peer, const std::string& device,
     s.credit -= static_cast<int64_t>(sent);
     return Pump(peer, device);
   }
-  if (!s.header_sent) SendStreamHeader(peer, device, s, cert_der, d.restored_from);
+  if (!s.header_sent) SendStreamHeader(peer, device, s, cert_der, d.restored_from, 0);
   if (!d.records.empty()) {
     s.next = d.records.back().seq() + 1;
     records_served_ += d.records.size();
@@ -414,6 +420,17 @@ void Engine::OnApplyDone(const std::string& peer, const std::string& device,
   }
   if (status.code() == Status::Code::kDiverged && !probed_.count({device, peer})) {
     return Probe(device, peer);
+  }
+  if (status.code() == Status::Code::kGap) {
+    // Its snapshot is beyond our head and cannot be checked against what we hold
+    // (the journal kept ours): follow through a peer that still has the events,
+    // or wait for the operator (`cairn resync`). Not the peer's fault.
+    gapped_.insert({device, peer});
+    following_.erase(it);
+    wire::Envelope un;
+    un.mutable_unsubscribe()->set_device(device);
+    Send(peer, std::move(un));
+    return Replan();
   }
   if (IsLocalFailure(status)) {
     // Our own disk or journal failed, not the peer: keep the connection, leave

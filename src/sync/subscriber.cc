@@ -190,6 +190,7 @@ Subscriber::Stream* Subscriber::Find(const std::string& device) {
 void Subscriber::OnStreamHeader(const wire::StreamHeader& h) {
   Stream* s = Find(h.device());
   if (s == nullptr) return;
+  s->truncated = h.truncated();
   Status st = s->verifier.SetCert(h.device_cert());
   if (!st.ok()) Fail(h.device(), st);
 }
@@ -223,6 +224,7 @@ void Subscriber::OnSnapshot(const wire::Snapshot& m, uint64_t bytes) {
       o.kind = SubscriberOutput::Kind::kSnapshot;
       o.device = device;
       o.snapshot = std::move(snap);
+      o.truncated = std::exchange(s->truncated, 0);
       out_.push_back(std::move(o));
     }
   }

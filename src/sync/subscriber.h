@@ -61,6 +61,9 @@ struct SubscriberOutput {
   std::string device;
   uint64_t head = 0;
   journal::SnapshotData snapshot;
+  // kSnapshot: the node says events from `from` up to here are gone there
+  // (retention) and come only as this snapshot; 0 when none are.
+  uint64_t truncated = 0;
   std::vector<wire::Record> records;
   Status status;
 };
@@ -95,6 +98,7 @@ class Subscriber {
     bool done = false;
     std::optional<journal::SnapshotData> assembling;
     uint64_t assembling_bytes = 0;
+    uint64_t truncated = 0;  // from the last stream header
   };
 
   void OnHello(const wire::Hello& hello);

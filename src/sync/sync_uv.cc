@@ -14,6 +14,7 @@ struct SyncNode::Work {
   journal::Delivery delivery;  // kRead
   Status status;               // kApply, kInstall, kOwnFork
   uint64_t fork_seq = 0;       // kNotifyFork: ours; kOwnFork: where ours forked
+  uint64_t deleted = 0;        // kRetain
 };
 
 SyncNode::SyncNode(uv_loop_t* loop, journal::Journal* journal,
@@ -48,7 +49,24 @@ void SyncNode::Start() {
         self->Perform();
       },
       1000, 1000);
-  handles_open_ = 4;
+  uv_timer_init(loop_, &retain_timer_);
+  retain_timer_.data = this;
+  if (options_.retain_every_ms > 0) {
+    const auto every = static_cast<uint64_t>(options_.retain_every_ms);
+    uv_timer_start(
+        &retain_timer_,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<SyncNode*>(t->data);
+          if (self->retaining_ || self->stopping_) return;
+          self->retaining_ = true;
+          Action a;
+          a.kind = Action::Kind::kRetain;
+          a.heads = self->engine_.FollowerHeads();
+          self->Queue(std::move(a));
+        },
+        every, every);
+  }
+  handles_open_ = 5;
   engine_.set_high_water(
       [this](const std::string& peer) { return discovery_->AboveHighWater(peer); });
   journal_->SetCommitListener([this](const std::string& device, uint64_t) {
@@ -104,6 +122,22 @@ void SyncNode::StartGuard() {
   Perform();
 }
 
+Status SyncNode::Resync(const std::string& device) {
+  auto info = journal_->Stream(device);
+  if (!info.ok()) return info.status();
+  if (info->source) {
+    return Status::FailedPrecondition("this node is the source of '" + device +
+                                      "'; only replicas resync");
+  }
+  journal_->AcceptGap(device);
+  engine_.AcceptGap(device);
+  log_("resync: the next snapshot of '" + device + "' beyond our head " +
+       std::to_string(info->last) +
+       " is accepted unchecked (the operator's decision); our events below it go");
+  Perform();
+  return Status::Ok();
+}
+
 Status SyncNode::ReleaseGuard(const std::string& device) {
   if (!engine_.ReleaseGuard(device, "released by the operator")) {
     return Status::NotFound("appends to '" + device + "' are not held");
@@ -131,6 +165,7 @@ void SyncNode::Stop(std::function<void()> done) {
   uv_close(reinterpret_cast<uv_handle_t*>(&guard_timer_), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_timer_), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&retry_timer_), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&retain_timer_), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), closed);
 }
 
@@ -356,6 +391,14 @@ void SyncNode::RunWork(uv_work_t* req) {
       return;
     case Action::Kind::kNotifyFork:
       return ReadOwnSideOfFork(j, *w);
+    case Action::Kind::kRetain: {
+      w->status = j->NoteFollowers(a.heads);
+      if (!w->status.ok()) return;
+      auto deleted = j->Retain();
+      w->status = deleted.status();
+      if (deleted.ok()) w->deleted = *deleted;
+      return;
+    }
     case Action::Kind::kOwnFork: {
       auto seq = j->RecordOwnFork(a.device, a.records);
       w->status = seq.status();
@@ -373,7 +416,14 @@ void SyncNode::AfterWork(uv_work_t* req, int /*status*/) {
   --self->in_flight_;
   if (!self->stopping_) {
     const Action& a = w->action;
-    if (a.kind == Action::Kind::kNotifyFork || a.kind == Action::Kind::kOwnFork) {
+    if (a.kind == Action::Kind::kRetain) {
+      self->retaining_ = false;
+      if (!w->status.ok()) self->log_("retention pass failed: " + w->status.ToString());
+      if (w->deleted > 0) {
+        self->log_("retention: deleted " + std::to_string(w->deleted) +
+                   " events that every required follower holds (or past a limit)");
+      }
+    } else if (a.kind == Action::Kind::kNotifyFork || a.kind == Action::Kind::kOwnFork) {
       self->AfterFork(*w);
     } else if (a.kind == Action::Kind::kRead || a.kind == Action::Kind::kReadSnapshot) {
       if (!w->delivery.status.ok())

@@ -59,6 +59,9 @@ class SyncNode final : public discovery::PeerListener {
   // The operator's release of the restore guard of `device` (`cairn guard
   // release`): NotFound when it is not held. Loop thread.
   Status ReleaseGuard(const std::string& device);
+  // The operator accepts a gap in `device` (`cairn resync`): the next snapshot
+  // beyond our head is installed though it cannot be checked. Loop thread.
+  Status Resync(const std::string& device);
   // Test seam: every outgoing message passes through `filter` first, so a test can
   // play a peer that forges what it relays. Never set outside tests.
   void set_outbound_filter_for_test(
@@ -91,9 +94,11 @@ class SyncNode final : public discovery::PeerListener {
   SyncOptions options_;
   Engine engine_;
   uv_async_t async_;
-  uv_timer_t guard_timer_;  // reminds the log of what the restore guard waits for
-  uv_timer_t flush_timer_;  // catalogue deltas, see SyncOptions::catalogue_flush_ms
-  uv_timer_t retry_timer_;  // every second: Engine::RetryPaused
+  uv_timer_t guard_timer_;   // reminds the log of what the restore guard waits for
+  uv_timer_t flush_timer_;   // catalogue deltas, see SyncOptions::catalogue_flush_ms
+  uv_timer_t retry_timer_;   // every second: Engine::RetryPaused
+  uv_timer_t retain_timer_;  // every retain_every_ms: a kRetain unless one runs
+  bool retaining_ = false;
   bool flush_armed_ = false;
   bool started_ = false;
   bool stopping_ = false;

@@ -11,9 +11,12 @@ Every line is one object with "t" (seconds since the run started, monotonic) and
   session_end   w, device, session, rc, unknown: [[n0, n1], ...] written, never acked
   tail_start    tail, node, device, from
   deliver       tail, node, device, seq, time_us, type, payload
-  snapshot      tail, node, device, seq   (a tail or a dump began at a snapshot)
+  snapshot      tail, node, device, seq   (a tail or a dump began at a snapshot;
+                tail is null for a dump)
   tail_end      tail, node, rc
-  heads         node, heads: {device: last}, forks
+  heads         node, heads: {device: last}, forks, peers
+  converged     seconds, lasts: {device: last}   (every node holds the same heads)
+  finding       what, and fields of its own: a scenario's own check failed
   fault         name, node (or link), phase: "start" | "heal", detail
   process       node, event: "start" | "exit", pid, rc, expected
   sanitizer     node, line     (a sanitizer report in a daemon's log)

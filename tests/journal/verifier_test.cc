@@ -144,7 +144,7 @@ TEST_F(VerifierTest, SnapshotAnchorsTheStreamAndNewerSnapshotsAreNotNew) {
   auto out = v.Accept(All(*a_, "d1", 4));
   ASSERT_OK(out);
   EXPECT_EQ(Seqs(*out), (std::vector<uint64_t>{4, 5}));
-  ASSERT_OK(a_->Snapshot("d1"));  // at 5: the source compacted what we hold
+  ASSERT_OK(a_->Snapshot("d1"));  // at 5: covers what we hold
   auto again = v.AcceptSnapshot(*a_->ReadSnapshot("d1"));
   ASSERT_OK(again);
   EXPECT_FALSE(*again);

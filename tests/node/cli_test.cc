@@ -48,11 +48,12 @@ class NodeTest : public ::testing::Test {
     env_ = {"CAIRN_DEV_CA=" + root_ + "/dev-ca"};
   }
 
-  std::unique_ptr<Child> StartNode(const std::string& data) {
-    auto child =
-        std::make_unique<Child>(std::vector<std::string>{CAIRND_BIN, "--dev", "--data",
-                                                         data, "--listen", "127.0.0.1:0"},
-                                env_, data + ".log");
+  std::unique_ptr<Child> StartNode(const std::string& data,
+                                   const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{CAIRND_BIN, "--dev",    "--data",
+                                  data,       "--listen", "127.0.0.1:0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto child = std::make_unique<Child>(args, env_, data + ".log");
     bool up = WaitForSocket(data + "/cairn.sock", *child, 20'000);
     EXPECT_TRUE(up) << ReadFile(data + ".log");
     return child;
@@ -119,10 +120,11 @@ TEST_F(NodeTest, AppendThenReadBackEveryWay) {
   RunResult snap = Cli({"snapshot", id});
   ASSERT_EQ(snap.exit_code, 0) << snap.err;
   EXPECT_EQ(snap.out, "4\n");
+  // A snapshot deletes nothing (retention does): the events still come as such.
   auto after = JsonLines(Cli({"tail", id, "--json"}).out);
-  ASSERT_FALSE(after.empty());
-  EXPECT_EQ(after[0]["snapshot"], 4);
-  EXPECT_EQ(after[0]["kv"], json::parse(R"({"s":{"k":{"x":1}}})"));
+  ASSERT_EQ(after.size(), 4u);
+  EXPECT_EQ(after[0]["seq"], 1);
+  EXPECT_EQ(json::parse(Cli({"status", "--json"}).out)["devices"][0]["snapshot"], 4);
   EXPECT_EQ(node->Stop(), 0) << ReadFile(data_ + ".log");
 }
 
@@ -287,6 +289,22 @@ TEST_F(NodeTest, ConfigFileIsReadAndFlagsWinOverIt) {
   EXPECT_FALSE(fs::exists(data_ + ".not-this"));
 }
 
+TEST_F(NodeTest, SnapshotsAreTakenByTime) {
+  auto node = StartNode(data_, {"--snapshot-every-seconds", "1"});
+  std::string id = NodeId();
+  ASSERT_EQ(Cli({"append", id, "note", "1"}).exit_code, 0);
+  EXPECT_EQ(json::parse(Cli({"status", "--json"}).out)["devices"][0]["snapshot"], 0);
+  usleep(1'200'000);
+  ASSERT_EQ(Cli({"append", id, "note", "2"}).exit_code, 0);
+  EXPECT_EQ(json::parse(Cli({"status", "--json"}).out)["devices"][0]["snapshot"], 2);
+  RunResult bad = Daemon({"--dev", "--data", data_ + "-2", "--retain-max-bytes", "lots"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("retain-max-bytes"), std::string::npos) << bad.err;
+  RunResult resync = Cli({"resync", id});  // a source never resyncs
+  EXPECT_NE(resync.exit_code, 0);
+  EXPECT_NE(resync.err.find("only replicas resync"), std::string::npos) << resync.err;
+}
+
 TEST_F(NodeTest, AppendForADeviceWeDoNotHoldFails) {
   auto node = StartNode(data_);
   RunResult r = Cli({"append", "someone-else", "note", "{}"});
@@ -361,9 +379,11 @@ TEST_F(NodeTest, BadFlagsAreUsageErrors) {
   EXPECT_NE(c.exit_code, 0);
   RunResult help = Daemon({"--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* f : {"--data", "--listen", "--peer", "--dns-seed", "--peer-exchange",
-                        "--ca", "--cert", "--key", "--device-cert", "--snapshot-every",
-                        "--sync-writes", "--config", "--dev", "--dead-interval-ms"}) {
+  for (const char* f :
+       {"--data", "--listen", "--peer", "--dns-seed", "--peer-exchange", "--ca", "--cert",
+        "--key", "--device-cert", "--snapshot-every", "--sync-writes", "--config",
+        "--dev", "--dead-interval-ms", "--snapshot-every-seconds", "--retain-acks",
+        "--retain-max-age", "--retain-max-bytes", "--retain-every-ms"}) {
     EXPECT_NE(help.out.find(f), std::string::npos) << f;
   }
   RunResult dead = Daemon({"--dev", "--data", data_, "--dead-interval-ms", "10"});

@@ -49,11 +49,13 @@ class TailPeerTest : public ::testing::Test {
     return "127.0.0.1:" + std::to_string(ports_[name]);
   }
 
-  void StartNode(const std::string& name, const std::string& peer = "") {
+  void StartNode(const std::string& name, const std::string& peer = "",
+                 const std::vector<std::string>& extra = {}) {
     if (!ports_.count(name)) ports_[name] = FreePort();
     std::vector<std::string> argv = {CAIRND_BIN,        "--dev",    "--data",
                                      Data(name),        "--listen", Address(name),
                                      "--peer-exchange", "off"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
     // Fresh nodes: --new-device, or the restore guard refuses their first appends
     // until their peer answered.
     if (!peer.empty()) argv.insert(argv.end(), {"--peer", Address(peer), "--new-device"});
@@ -176,25 +178,42 @@ TEST_F(TailPeerTest, PrintsARemoteDeviceExactlyAsTheLocalTailDoes) {
   for (const auto& p : status["peers"]) EXPECT_NE(p["id"], "cli") << status.dump();
 }
 
-TEST_F(TailPeerTest, SnapshotComesFirstWhenFromIsBelowIt) {
-  StartNode("a");
+// Events 1..9 deleted by retention (a size limit of one byte, then lifted): a tail
+// from below 10 gets the gap line and the snapshot, and exits 3 unless
+// --allow-gaps, over TLS exactly as locally.
+TEST_F(TailPeerTest, SnapshotComesFirstWhenFromIsBelowWhatIsStored) {
+  StartNode("a", "", {"--retain-max-bytes", "1", "--retain-every-ms", "100"});
   const std::string dev = DeviceOf("a");
   Append("a", Events(1, 9));
-  ASSERT_EQ(Cli("a", {"snapshot", dev}).exit_code, 0);
+  for (int i = 0; i < 200 && Cli("a", {"status", "--json"}).out.find("\"first\":10") ==
+                                 std::string::npos;
+       ++i) {
+    usleep(50'000);
+  }
+  ASSERT_EQ(nodes_["a"]->Stop(), 0);
+  StartNode("a");
   Append("a", Events(10, 3));
-  for (std::vector<std::string> form : {std::vector<std::string>{"--json"},
-                                        {"--json", "--from", "4"},
-                                        {"--from", "9"},
-                                        {"--from", "10", "--json"}}) {
+  for (std::vector<std::string> form :
+       {std::vector<std::string>{"--json", "--allow-gaps"},
+        {"--json", "--from", "4", "--allow-gaps"},
+        {"--from", "9", "--allow-gaps"},
+        {"--from", "9"},
+        {"--from", "10", "--json"}}) {
     std::vector<std::string> args = {"tail", dev};
     args.insert(args.end(), form.begin(), form.end());
     RunResult local = Cli("a", args);
     args.erase(args.begin());
     RunResult remote = PeerTail("a", args);
-    ASSERT_EQ(remote.exit_code, 0) << remote.err;
+    const int code = form.size() == 2 && form[0] == "--from" && form[1] == "9" ? 3 : 0;
+    ASSERT_EQ(remote.exit_code, code) << remote.err;
+    ASSERT_EQ(local.exit_code, code) << local.err;
     EXPECT_EQ(remote.out, local.out) << json(form).dump();
   }
-  std::istringstream lines(PeerTail("a", {dev, "--json", "--from", "2"}).out);
+  std::istringstream lines(
+      PeerTail("a", {dev, "--json", "--from", "2", "--allow-gaps"}).out);
+  std::string gap;
+  std::getline(lines, gap);
+  EXPECT_EQ(json::parse(gap)["truncated"], json::parse(R"({"from":2,"to":9})"));
   std::string first;
   std::getline(lines, first);
   json snap = json::parse(first);

@@ -607,5 +607,49 @@ TEST(EngineTest, AnApplyOutlivingItsPeerLeavesTheDeviceToBeFollowedAgain) {
             1u);
 }
 
+// A peer that stores events only after our head would send a snapshot beyond it
+// that the journal cannot check against our events (issue 13, defect 4): the
+// device is not followed through it, status says why, and the operator's resync
+// lets it be; a Gap from the journal (a catalogue that did not say so) leaves
+// that peer for the device without blaming it.
+TEST(EngineTest, ASnapshotBeyondOurHeadIsNotFollowedUnlessTheOperatorAcceptsIt) {
+  Engine e;
+  e.SetLocal({Info("d", 10)});
+  e.OnPeerActive("p");
+  (void)e.TakeActions();
+  wire::Envelope c = CatalogueOf({{"d", 600}});
+  c.mutable_catalogue()->mutable_entries(0)->set_first(500);
+  c.mutable_catalogue()->mutable_entries(0)->set_snapshot(499);
+  e.OnMessage("p", c);
+  EXPECT_TRUE(
+      Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kSubscribe).empty());
+  EXPECT_NE(e.Stalled("d").find("cairn resync d"), std::string::npos) << e.Stalled("d");
+  EXPECT_EQ(e.FollowerHeads()["d"]["p"], 600u);
+  e.AcceptGap("d");
+  auto subs = Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kSubscribe);
+  ASSERT_EQ(subs.size(), 1u);
+  EXPECT_EQ(subs[0].message.subscribe().from(), 11u);
+  EXPECT_EQ(e.Stalled("d"), "");
+  // The snapshot is installed: the acceptance is used up.
+  journal::StreamInfo after = Info("d", 499);
+  after.first = 500;
+  after.snapshot = 499;
+  e.OnLocalChange(after);
+
+  // A peer whose catalogue looked fine but whose snapshot the journal refused.
+  Engine g;
+  g.SetLocal({Info("d", 10)});
+  g.OnPeerActive("q");
+  g.OnMessage("q", CatalogueOf({{"d", 600}}));
+  ASSERT_EQ(Of(g.TakeActions(), Action::Kind::kSend, wire::Envelope::kSubscribe).size(),
+            1u);
+  g.OnApplyDone("q", "d", Status::Gap("beyond our head"), 0);
+  auto acts = g.TakeActions();
+  EXPECT_TRUE(Of(acts, Action::Kind::kClose).empty());
+  EXPECT_EQ(Of(acts, Action::Kind::kSend, wire::Envelope::kUnsubscribe).size(), 1u);
+  EXPECT_EQ(g.Via("d"), "");
+  EXPECT_NE(g.Stalled("d"), "");
+}
+
 }  // namespace
 }  // namespace cairn::sync

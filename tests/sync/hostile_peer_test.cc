@@ -45,6 +45,14 @@ class HostilePeerTest : public SyncTest {
     if (snapshot) ASSERT_OK(J("a").Snapshot("a"));
     Append("a", events);
     ASSERT_TRUE(RunUntilConverged({"a", "m"}, {"a"}));
+    if (snapshot) {
+      // a and m hold the snapshot beside the events; as retention would once
+      // their followers hold them, they delete the events, so v is served the
+      // snapshot.
+      ASSERT_TRUE(RunUntil([&] { return J("m").Stream("a")->snapshot == 5u; }));
+      ASSERT_OK(J("m").Trim("a", 5));
+      ASSERT_OK(J("a").Trim("a", 5));
+    }
   }
 
   void StartVictim() {

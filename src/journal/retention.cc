@@ -1,0 +1,218 @@
+// Retention: which events below a stream's snapshot this node still keeps, and
+// deleting the rest (RetentionOptions in journal.h; README, "What is kept").
+#include <algorithm>
+#include <future>
+
+#include "base/bytes.h"
+#include "journal/journal_internal.h"
+
+namespace cairn::journal {
+
+using internal::Op;
+
+namespace {
+
+// Events deleted per writer op, so that appends wait for at most one batch.
+constexpr uint64_t kTrimBatchEvents = 10000;
+
+std::string Seq(uint64_t s) { return std::to_string(s); }
+
+}  // namespace
+
+Status Journal::NoteFollowers(
+    const std::map<std::string, std::map<std::string, uint64_t>>& heads) {
+  leveldb::WriteBatch batch;
+  bool changed = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [device, peers] : heads) {
+      if (!streams_.count(device)) continue;
+      auto& known = followers_[device];
+      for (const auto& [node, last] : peers) {
+        auto [it, fresh] = known.try_emplace(node, last);
+        if (!fresh && it->second == last) continue;
+        it->second = last;  // lower too: a wiped follower no longer holds it
+        std::string v;
+        PutU64BE(&v, last);
+        batch.Put(layout::FollowerKey(device, node), v);
+        changed = true;
+      }
+    }
+  }
+  if (!changed) return Status::Ok();
+  // Durable before any deletion it allows: a follower forgotten in a crash
+  // would let its events go.
+  return store_->Write(&batch, /*sync=*/true);
+}
+
+Result<uint64_t> Journal::Trim(std::string_view device, uint64_t to) {
+  uint64_t first = 0;
+  for (;;) {
+    std::promise<Result<uint64_t>> done;
+    auto f = done.get_future();
+    auto op = std::make_unique<Op>();
+    op->kind = Op::Kind::kTrim;
+    op->device = std::string(device);
+    op->trim_to = to;
+    op->on_seq = [&done](Result<uint64_t> r) { done.set_value(std::move(r)); };
+    Submit(std::move(op), /*may_write_here=*/true);
+    CAIRN_ASSIGN_OR_RETURN(uint64_t next, f.get());
+    if (next == first || next > to) return next;  // done, or nothing more may go
+    first = next;
+  }
+}
+
+Result<uint64_t> Journal::DoTrim(const std::string& device, uint64_t to) {
+  CAIRN_RETURN_IF_ERROR(Poisoned());
+  wire::StreamMeta meta;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = streams_.find(device);
+    if (it == streams_.end()) return Status::NotFound("no stream '" + device + "'");
+    meta = it->second->meta;
+  }
+  // Only what the snapshot stands for may go: the view stays rebuildable.
+  to = std::min({to, meta.snapshot(), meta.first() + kTrimBatchEvents - 1});
+  if (to < meta.first()) return meta.first();
+  leveldb::WriteBatch batch;
+  uint64_t bytes = 0;
+  const std::string end = layout::EventKey(device, to);
+  auto it = store_->NewIterator();
+  for (it->Seek(layout::EventKey(device, meta.first()));
+       it->Valid() && it->key().compare(end) <= 0; it->Next()) {
+    bytes += it->key().size() + it->value().size();
+    batch.Delete(it->key());
+  }
+  CAIRN_RETURN_IF_ERROR(store_->Convert(it->status(), "reading events to delete"));
+  wire::StreamMeta next = meta;
+  next.set_first(to + 1);
+  next.set_event_bytes(meta.event_bytes() - std::min(meta.event_bytes(), bytes));
+  batch.Put(layout::MetaKey(device), next.SerializeAsString());
+  CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
+  FinishCommit({{device, next}});
+  return next.first();
+}
+
+Result<uint64_t> Journal::RetainTo(const std::string& device, std::string* why) {
+  const RetentionOptions& o = options_.retention;
+  wire::StreamMeta meta;
+  std::vector<std::pair<uint64_t, std::string>> held;  // (last, node), most first
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = streams_.find(device);
+    if (it == streams_.end()) return uint64_t{0};
+    meta = it->second->meta;
+    if (auto f = followers_.find(device); f != followers_.end()) {
+      for (const auto& [node, last] : f->second) held.emplace_back(last, node);
+    }
+  }
+  if (meta.last() == 0) return uint64_t{0};
+  std::sort(held.rbegin(), held.rend());
+  // By acknowledgement: the seq every required follower holds.
+  uint64_t to = 0;
+  if (held.empty()) {
+    *why = "no follower has reported holding it";
+  } else {
+    const size_t need = o.acks == 0 ? held.size() : std::min(o.acks, held.size());
+    const auto& [last, node] = held[need - 1];
+    to = last;
+    *why = "follower " + node + " holds up to " + Seq(last);
+  }
+  // By age: the newest event older than the limit (times rise along a stream;
+  // a clock that went back only keeps a little more).
+  uint64_t limit_to = 0;
+  if (o.max_age_us > 0 && meta.first() <= meta.last()) {
+    const int64_t cutoff = options_.clock->NowMicros() - o.max_age_us;
+    auto time_at = [&](uint64_t seq) -> Result<int64_t> {
+      CAIRN_ASSIGN_OR_RETURN(
+          auto r, store_->GetProto<wire::Record>(layout::EventKey(device, seq)));
+      if (!r) return Status::Unavailable("event " + Seq(seq) + " was just deleted");
+      return r->time_us();
+    };
+    uint64_t lo = meta.first(), hi = meta.last();
+    CAIRN_ASSIGN_OR_RETURN(int64_t t, time_at(lo));
+    if (t < cutoff) {
+      while (lo < hi) {  // invariant: time(lo) < cutoff
+        const uint64_t mid = lo + (hi - lo + 1) / 2;
+        CAIRN_ASSIGN_OR_RETURN(int64_t tm, time_at(mid));
+        if (tm < cutoff) {
+          lo = mid;
+        } else {
+          hi = mid - 1;
+        }
+      }
+      limit_to = lo;
+    }
+  }
+  // By size: the oldest events beyond max_bytes.
+  if (o.max_bytes > 0 && meta.event_bytes() > o.max_bytes) {
+    const uint64_t excess = meta.event_bytes() - o.max_bytes;
+    uint64_t bytes = 0, seq = meta.first() - 1;
+    const std::string prefix = layout::EventPrefix(device);
+    auto it = store_->NewIterator();
+    for (it->Seek(layout::EventKey(device, meta.first()));
+         it->Valid() && it->key().starts_with(prefix) && bytes < excess; it->Next()) {
+      bytes += it->key().size() + it->value().size();
+      ++seq;
+    }
+    CAIRN_RETURN_IF_ERROR(store_->Convert(it->status(), "measuring events"));
+    limit_to = std::max(limit_to, seq);
+  }
+  if (limit_to > to) {
+    to = limit_to;
+    *why = "";
+  }
+  return to;
+}
+
+Result<uint64_t> Journal::Retain() {
+  std::vector<std::string> devices;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [device, s] : streams_) devices.push_back(device);
+  }
+  uint64_t deleted = 0;
+  for (const auto& device : devices) {
+    std::string why;
+    CAIRN_ASSIGN_OR_RETURN(uint64_t to, RetainTo(device, &why));
+    CAIRN_ASSIGN_OR_RETURN(StreamInfo info, Stream(device));
+    if (to < info.first) continue;
+    if (to > info.snapshot && info.source && why.empty()) {
+      // A limit wants more than the snapshot covers: at the source, take one.
+      auto snapped = Snapshot(device);
+      if (!snapped.ok() && !snapped.status().IsNotFound()) return snapped.status();
+      CAIRN_ASSIGN_OR_RETURN(info, Stream(device));
+    }
+    to = std::min(to, info.snapshot);
+    if (to < info.first) continue;
+    CAIRN_ASSIGN_OR_RETURN(uint64_t first, Trim(device, to));
+    deleted += first - info.first;
+  }
+  return deleted;
+}
+
+std::string Journal::RetentionState(const std::string& device) const {
+  wire::StreamMeta meta;
+  std::vector<std::pair<uint64_t, std::string>> held;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = streams_.find(device);
+    if (it == streams_.end()) return "";
+    meta = it->second->meta;
+    if (auto f = followers_.find(device); f != followers_.end()) {
+      for (const auto& [node, last] : f->second) held.emplace_back(last, node);
+    }
+  }
+  if (meta.first() > meta.snapshot() || meta.first() > meta.last()) return "";
+  std::string s = "events " + Seq(meta.first()) + ".." + Seq(meta.snapshot()) +
+                  " kept below the snapshot: ";
+  if (held.empty()) return s + "no follower has reported holding them";
+  std::sort(held.rbegin(), held.rend());
+  const size_t acks = options_.retention.acks;
+  const size_t need = acks == 0 ? held.size() : std::min(acks, held.size());
+  const auto& [last, node] = held[need - 1];
+  if (last >= meta.snapshot()) return s + "deleted at the next retention pass";
+  return s + "follower " + node + " holds up to " + Seq(last);
+}
+
+}  // namespace cairn::journal
