@@ -131,6 +131,9 @@ struct SnapshotData {
   // for ReadSnapshotChunks.
   std::vector<wire::SnapshotChunk> chunks;
   uint32_t first_chunk = 1;
+  // ReadSnapshotChunks: the stream's first stored event when it was read (what
+  // below it is gone, not merely covered by the snapshot).
+  uint64_t first_stored = 0;
 };
 
 // What a cursor or subscription hands over next: a snapshot (when the requested
@@ -242,8 +245,11 @@ class Journal {
   Status NoteFollowers(
       const std::map<std::string, std::map<std::string, uint64_t>>& heads);
   // Deletes what the policy lets go, in bounded batches; returns the events
-  // deleted. Blocking; run it off the event loop.
-  Result<uint64_t> Retain();
+  // deleted. `floors`: device -> the lowest seq a subscriber served from this
+  // node reads next (peers and `cairn tail --peer`, which are no followers):
+  // like an open cursor, it keeps what it has yet to read from acknowledgement.
+  // Blocking; run it off the event loop.
+  Result<uint64_t> Retain(const std::map<std::string, uint64_t>& floors = {});
   // Deletes the events of `device` from its first up to min(to, snapshot);
   // returns the new first stored seq. Blocking.
   Result<uint64_t> Trim(std::string_view device, uint64_t to);
@@ -335,6 +341,13 @@ class Journal {
   Result<SnapshotData> ReadSnapshotAt(std::string_view device,
                                       const leveldb::Snapshot* snap) const;
 
+  // Open cursors (and so subscriptions) by device, as the seqs they read next:
+  // retention by acknowledgement keeps what an open cursor has yet to read, so a
+  // connected `cairn tail` never meets a gap (only the operator's limits cut it).
+  // MoveReader(d, 0, s) adds one, (d, s, 0) removes it. Any thread.
+  void MoveReader(const std::string& device, uint64_t from, uint64_t to) const;
+  uint64_t ReaderFloor(const std::string& device) const;  // UINT64_MAX: none
+
   // reads (reader.cc)
   Result<std::vector<wire::Record>> ReadAt(std::string_view device, uint64_t from,
                                            uint64_t to, size_t max_bytes,
@@ -374,6 +387,8 @@ class Journal {
   // Followers of each stream: node id -> last seq it reported holding (stored).
   std::map<std::string, std::map<std::string, uint64_t>> followers_;
   std::set<std::string> accept_gap_;  // AcceptGap, until the install
+  mutable std::mutex readers_mu_;     // guards readers_
+  mutable std::map<std::string, std::multiset<uint64_t>> readers_;
   std::thread writer_;
 
   std::mutex sub_mu_;  // guards subs_, ready_, delivering_, sub_stopping_
@@ -391,6 +406,9 @@ class Journal {
 class Cursor {
  public:
   Cursor(const Journal* journal, std::string device, uint64_t from);
+  ~Cursor();
+  Cursor(const Cursor&) = delete;
+  Cursor& operator=(const Cursor&) = delete;
   Delivery Next(size_t max_bytes = 1u << 20);
   uint64_t next_seq() const { return next_; }
   const std::string& device() const { return device_; }

@@ -81,7 +81,26 @@ Result<std::unique_ptr<Cursor>> Journal::OpenCursor(std::string_view device,
 }
 
 Cursor::Cursor(const Journal* journal, std::string device, uint64_t from)
-    : journal_(journal), device_(std::move(device)), next_(from) {}
+    : journal_(journal), device_(std::move(device)), next_(from) {
+  journal_->MoveReader(device_, 0, next_);
+}
+
+Cursor::~Cursor() { journal_->MoveReader(device_, next_, 0); }
+
+void Journal::MoveReader(const std::string& device, uint64_t from, uint64_t to) const {
+  if (from == to) return;
+  std::lock_guard<std::mutex> l(readers_mu_);
+  auto& seqs = readers_[device];
+  if (from != 0) seqs.erase(seqs.find(from));
+  if (to != 0) seqs.insert(to);
+  if (seqs.empty()) readers_.erase(device);
+}
+
+uint64_t Journal::ReaderFloor(const std::string& device) const {
+  std::lock_guard<std::mutex> l(readers_mu_);
+  auto it = readers_.find(device);
+  return it == readers_.end() ? UINT64_MAX : *it->second.begin();
+}
 
 Delivery Cursor::Next(size_t max_bytes) {
   Delivery d;
@@ -103,7 +122,9 @@ Delivery Cursor::Next(size_t max_bytes) {
     }
     d.restored_from = m.snapshot();
     d.truncated = m.first() - 1;
+    snap->first_stored = m.first();
     d.snapshot = std::move(*snap);
+    journal_->MoveReader(device_, next_, m.snapshot() + 1);
     next_ = m.snapshot() + 1;
     return d;
   }
@@ -114,7 +135,10 @@ Delivery Cursor::Next(size_t max_bytes) {
     return d;
   }
   d.records = std::move(*records);
-  if (!d.records.empty()) next_ = d.records.back().seq() + 1;
+  if (!d.records.empty()) {
+    journal_->MoveReader(device_, next_, d.records.back().seq() + 1);
+    next_ = d.records.back().seq() + 1;
+  }
   return d;
 }
 

@@ -34,6 +34,8 @@ Status Journal::RecordFork(const std::string& device, const DevicePublicKey& key
     prev = GenesisHash(device, key.raw());
   } else if (seq - 1 == meta.snapshot()) {
     prev = meta.snapshot_hash();
+  } else if (seq == meta.first() && !meta.first_prev_hash().empty()) {
+    prev = meta.first_prev_hash();  // its predecessor was deleted by retention
   } else {
     CAIRN_ASSIGN_OR_RETURN(
         auto before, store_->GetProto<wire::Record>(layout::EventKey(device, seq - 1)));
@@ -197,6 +199,10 @@ Result<ApplyOutcome> Journal::DoApply(Op& op) {
   group.metas[device] = meta;
   internal::EncodeGroup(group);
   CAIRN_RETURN_IF_ERROR(store_->Write(&group.batch, options_.sync_writes));
+  if (out.applied > 0) {
+    std::lock_guard<std::mutex> l(mu_);
+    accept_gap_.erase(device);  // the events came after all: no gap to accept
+  }
   FinishCommit(group.metas, &group);
   return out;
 }
@@ -222,6 +228,8 @@ Result<uint64_t> Journal::RecordOwnFork(const std::string& device,
     prev = GenesisHash(device, key->raw());
   } else if (first - 1 == meta->snapshot()) {
     prev = meta->snapshot_hash();
+  } else if (first == meta->first() && !meta->first_prev_hash().empty()) {
+    prev = meta->first_prev_hash();
   } else {
     CAIRN_ASSIGN_OR_RETURN(
         auto before, store_->GetProto<wire::Record>(layout::EventKey(device, first - 1)));

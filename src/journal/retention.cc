@@ -2,6 +2,7 @@
 // deleting the rest (RetentionOptions in journal.h; README, "What is kept").
 #include <algorithm>
 #include <future>
+#include <tuple>
 
 #include "base/bytes.h"
 #include "journal/journal_internal.h"
@@ -22,27 +23,35 @@ std::string Seq(uint64_t s) { return std::to_string(s); }
 Status Journal::NoteFollowers(
     const std::map<std::string, std::map<std::string, uint64_t>>& heads) {
   leveldb::WriteBatch batch;
-  bool changed = false;
+  std::vector<std::tuple<std::string, std::string, uint64_t>> changes;
   {
     std::lock_guard<std::mutex> l(mu_);
     for (const auto& [device, peers] : heads) {
-      if (!streams_.count(device)) continue;
-      auto& known = followers_[device];
-      for (const auto& [node, last] : peers) {
-        auto [it, fresh] = known.try_emplace(node, last);
-        if (!fresh && it->second == last) continue;
-        it->second = last;  // lower too: a wiped follower no longer holds it
+      auto s = streams_.find(device);
+      if (s == streams_.end()) continue;
+      const auto known = followers_.find(device);
+      for (const auto& [node, reported] : peers) {
+        // Nobody holds more than we do: a claim beyond our head counts as our head.
+        const uint64_t last = std::min(reported, s->second->meta.last());
+        if (known != followers_.end()) {
+          auto it = known->second.find(node);
+          if (it != known->second.end() && it->second == last) continue;
+        }
+        // Lower too: a wiped follower no longer holds it.
         std::string v;
         PutU64BE(&v, last);
         batch.Put(layout::FollowerKey(device, node), v);
-        changed = true;
+        changes.emplace_back(device, node, last);
       }
     }
   }
-  if (!changed) return Status::Ok();
-  // Durable before any deletion it allows: a follower forgotten in a crash
-  // would let its events go.
-  return store_->Write(&batch, /*sync=*/true);
+  if (changes.empty()) return Status::Ok();
+  // Durable before any deletion it allows (a follower forgotten in a crash would
+  // let its events go), and only then believed.
+  CAIRN_RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  std::lock_guard<std::mutex> l(mu_);
+  for (auto& [device, node, last] : changes) followers_[device][node] = last;
+  return Status::Ok();
 }
 
 Result<uint64_t> Journal::Trim(std::string_view device, uint64_t to) {
@@ -76,16 +85,34 @@ Result<uint64_t> Journal::DoTrim(const std::string& device, uint64_t to) {
   if (to < meta.first()) return meta.first();
   leveldb::WriteBatch batch;
   uint64_t bytes = 0;
+  std::string last_hash;  // of the event at `to`: what the new first chains from
   const std::string end = layout::EventKey(device, to);
   auto it = store_->NewIterator();
   for (it->Seek(layout::EventKey(device, meta.first()));
        it->Valid() && it->key().compare(end) <= 0; it->Next()) {
     bytes += it->key().size() + it->value().size();
+    if (it->key().compare(end) == 0) {
+      wire::Record r;
+      if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        return Status::Corruption(store_->path() + ": event " + Seq(to) + " of '" +
+                                  device + "' does not decode");
+      }
+      last_hash = r.hash();
+    }
     batch.Delete(it->key());
   }
   CAIRN_RETURN_IF_ERROR(store_->Convert(it->status(), "reading events to delete"));
+  if (last_hash.empty()) {
+    return Status::Corruption(store_->path() + ": event " + Seq(to) + " of '" + device +
+                              "' is missing");
+  }
   wire::StreamMeta next = meta;
   next.set_first(to + 1);
+  if (to == meta.snapshot()) {
+    next.clear_first_prev_hash();  // the snapshot hash is what it follows
+  } else {
+    next.set_first_prev_hash(last_hash);
+  }
   next.set_event_bytes(meta.event_bytes() - std::min(meta.event_bytes(), bytes));
   batch.Put(layout::MetaKey(device), next.SerializeAsString());
   CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
@@ -117,6 +144,12 @@ Result<uint64_t> Journal::RetainTo(const std::string& device, std::string* why) 
     const auto& [last, node] = held[need - 1];
     to = last;
     *why = "follower " + node + " holds up to " + Seq(last);
+  }
+  // A local reader (an open cursor: `cairn tail`, a subscription) has yet to
+  // read from its next seq on.
+  if (const uint64_t floor = ReaderFloor(device); floor != UINT64_MAX && floor - 1 < to) {
+    to = floor - 1;
+    *why = "a local reader is at " + Seq(floor);
   }
   // By age: the newest event older than the limit (times rise along a stream;
   // a clock that went back only keeps a little more).
@@ -165,7 +198,7 @@ Result<uint64_t> Journal::RetainTo(const std::string& device, std::string* why) 
   return to;
 }
 
-Result<uint64_t> Journal::Retain() {
+Result<uint64_t> Journal::Retain(const std::map<std::string, uint64_t>& floors) {
   std::vector<std::string> devices;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -175,6 +208,10 @@ Result<uint64_t> Journal::Retain() {
   for (const auto& device : devices) {
     std::string why;
     CAIRN_ASSIGN_OR_RETURN(uint64_t to, RetainTo(device, &why));
+    if (auto f = floors.find(device);
+        f != floors.end() && f->second - 1 < to && why != "") {
+      to = f->second - 1;  // a subscriber is still being served from there
+    }
     CAIRN_ASSIGN_OR_RETURN(StreamInfo info, Stream(device));
     if (to < info.first) continue;
     if (to > info.snapshot && info.source && why.empty()) {
@@ -211,8 +248,11 @@ std::string Journal::RetentionState(const std::string& device) const {
   const size_t acks = options_.retention.acks;
   const size_t need = acks == 0 ? held.size() : std::min(acks, held.size());
   const auto& [last, node] = held[need - 1];
-  if (last >= meta.snapshot()) return s + "deleted at the next retention pass";
-  return s + "follower " + node + " holds up to " + Seq(last);
+  if (last < meta.snapshot()) return s + "follower " + node + " holds up to " + Seq(last);
+  if (const uint64_t floor = ReaderFloor(device); floor <= meta.snapshot()) {
+    return s + "a local reader is at " + Seq(floor);
+  }
+  return s + "deleted at the next retention pass";
 }
 
 }  // namespace cairn::journal

@@ -170,12 +170,7 @@ Result<uint64_t> Journal::DoInstall(Op& op) {
     // When we hold events (or an older snapshot), nothing shows that they lead
     // to this one, and installing it would delete them: a fork there would go
     // unseen. Kept ours, unless the operator accepted the gap.
-    bool accepted = false;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      accepted = accept_gap_.erase(device) > 0;
-    }
-    if (meta.last() > 0 && !accepted) {
+    if (meta.last() > 0 && !GapAccepted(device)) {
       return Status::Gap("a snapshot of '" + device + "' at seq " +
                          std::to_string(h.seq()) + " is beyond our head " +
                          std::to_string(meta.last()) +
@@ -187,6 +182,7 @@ Result<uint64_t> Journal::DoInstall(Op& op) {
       batch.Delete(layout::EventKey(device, s));
     }
     next.set_first(h.seq() + 1);
+    next.clear_first_prev_hash();
     next.set_event_bytes(0);
     CAIRN_RETURN_IF_ERROR(DropExpired(&batch, device, UINT64_MAX, INT64_MIN));
     for (const auto& chunk : snap.chunks) {
@@ -202,6 +198,10 @@ Result<uint64_t> Journal::DoInstall(Op& op) {
   }
   SwapIn(&batch, snap, meta, &next);
   CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
+  if (h.seq() > meta.last()) {
+    std::lock_guard<std::mutex> l(mu_);
+    accept_gap_.erase(device);  // used: the gap is closed
+  }
   FinishCommit({{device, next}});
   return h.seq();
 }
@@ -263,6 +263,8 @@ Result<SnapshotData> Journal::ReadSnapshotChunks(std::string_view device,
                                           layout::SnapshotKey(device, 0), hold.get()));
   if (!header) return Status::NotFound("'" + std::string(device) + "' has no snapshot");
   snap.header = std::move(*header);
+  CAIRN_ASSIGN_OR_RETURN(auto meta, MetaAt(device, hold.get()));
+  if (meta) snap.first_stored = meta->first();
   if (first == 0 || (expect_seq != 0 && snap.header.seq() != expect_seq)) first = 1;
   snap.first_chunk = first;
   size_t bytes = 0;

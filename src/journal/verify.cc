@@ -16,10 +16,11 @@ Status Journal::Verify(std::string_view device) const {
   }
   CAIRN_ASSIGN_OR_RETURN(auto key,
                          options_.ca->VerifyDevice(meta->device_cert(), device));
-  // The hash the first stored event must chain from; empty when retention kept
-  // events below the snapshot but deleted that one's predecessor (the chain from
-  // the first stored event up to the signed snapshot hash still binds them all).
-  std::string prev;
+  // The hash the first stored event must chain from: genesis, the snapshot's, or
+  // the one retention kept when it deleted the events below (first_prev_hash;
+  // empty in a store trimmed before it was kept: then the chain from the first
+  // stored event up to the signed snapshot hash still binds them all).
+  std::string prev = meta->first_prev_hash();
   if (meta->first() == 1) prev = GenesisHash(device, key->raw());
   if (meta->snapshot() > 0) {
     CAIRN_ASSIGN_OR_RETURN(SnapshotData snap, ReadSnapshotAt(device, hold.get()));

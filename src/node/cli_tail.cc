@@ -35,6 +35,7 @@ class LocalTail {
   ControlClient& c_;
   TailPrinter printer_;
   std::map<uint64_t, std::string> streams_;  // tail request id -> device
+  std::map<std::string, uint64_t> next_;     // device -> the seq it prints next
   std::set<std::string> devices_;            // every device tailed so far
   uint64_t status_ = 0;                      // the status request, until answered
   uint64_t watch_ = 0;                       // --all --follow: new devices
@@ -60,7 +61,9 @@ int LocalTail::Run() {
     if (r->id() == status_ || r->id() == watch_) {  // failures end the tail
       int step = r->id() == status_ ? OnStatus(*r) : OnWatch(*r);
       if (step != 0) return step;
-    } else if (int step = OnTail(*r); step != 0 && rc == 0) {
+    } else if (int step = OnTail(*r); step == kExitGap) {
+      return step;
+    } else if (step != 0 && rc == 0) {
       rc = step;  // the others go on
     }
   }
@@ -75,6 +78,7 @@ Status LocalTail::Open(const std::string& device, uint64_t head) {
   req.mutable_tail()->set_follow(o_.follow);
   CAIRN_ASSIGN_OR_RETURN(uint64_t id, c_.Send(req));
   streams_[id] = device;
+  next_[device] = o_.from;
   printer_.Begin(device, o_.from, head);
   return Status::Ok();
 }
@@ -110,16 +114,16 @@ int LocalTail::OnTail(const wire::ControlReply& r) {
   if (r.has_error()) {
     rc = Fail("tail " + device + ": " + r.error().message());
   } else if (r.tail().truncated() > 0) {
-    printer_.Truncated(device, o_.from, r.tail().truncated(), r.tail().restored_from());
+    const uint64_t from = next_[device];
+    printer_.Truncated(device, from, r.tail().truncated(), r.tail().restored_from());
     if (!o_.allow_gaps) {
       std::fprintf(stderr,
                    "cairn: tail %s: events %llu..%llu were deleted by retention at the "
                    "node; stopped (--allow-gaps reads on from the snapshot)\n",
-                   device.c_str(), static_cast<unsigned long long>(o_.from),
+                   device.c_str(), static_cast<unsigned long long>(from),
                    static_cast<unsigned long long>(r.tail().truncated()));
       printer_.Progress(device, UINT64_MAX);
-      streams_.erase(it);
-      return kExitGap;
+      return kExitGap;  // the whole tail stops, as it does with --peer
     }
   }
   if (r.tail().has_snapshot()) {
@@ -127,8 +131,10 @@ int LocalTail::OnTail(const wire::ControlReply& r) {
     printer_.SnapshotChunk(device, snap.chunk());
     if (snap.index() + 1 >= snap.header().chunks()) {
       printer_.SnapshotEnd(device, snap.header().seq());
+      next_[device] = snap.header().seq() + 1;
     }
   }
+  if (r.tail().records_size() > 0) next_[device] = r.tail().records().rbegin()->seq() + 1;
   for (const auto& rec : r.tail().records()) printer_.Record(device, rec);
   uint64_t at = r.tail().records_size() > 0 ? r.tail().records().rbegin()->seq() : 0;
   if (r.tail().caught_up() || r.done()) at = UINT64_MAX;

@@ -227,7 +227,10 @@ wire::ControlStatusReply Node::BuildStatus() {
     d->set_snapshot(s.snapshot);
     d->set_source(s.source);
     d->set_retention(journal_->RetentionState(s.device));
-    if (sync_ && s.source) d->set_guard(sync_->engine().GuardState(s.device));
+    if (sync_ && s.source) {
+      d->set_guard(sync_->engine().GuardState(s.device));
+      d->set_stalled(sync_->engine().Stalled(s.device));  // a restored source
+    }
     if (sync_ && !s.source) {
       d->set_via(sync_->engine().Via(s.device));
       const uint64_t peer_last = sync_->engine().PeerLast(s.device);

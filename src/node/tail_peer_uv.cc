@@ -136,10 +136,12 @@ void PeerTail::Output(sync::SubscriberOutput& o) {
       return printer_.Begin(o.device, o_.from, o.head);
     case K::kSnapshot:
       if (o.truncated > 0) {
-        printer_.Truncated(o.device, o_.from, o.truncated, o.snapshot.header.seq());
+        printer_.Truncated(o.device, o.truncated_from, o.truncated,
+                           o.snapshot.header.seq());
         if (!o_.allow_gaps) {
-          Finish(Status::Gap("tail " + o.device + ": events " + std::to_string(o_.from) +
-                             ".." + std::to_string(o.truncated) +
+          Finish(Status::Gap("tail " + o.device + ": events " +
+                             std::to_string(o.truncated_from) + ".." +
+                             std::to_string(o.truncated) +
                              " were deleted by retention at the node; stopped "
                              "(--allow-gaps reads on from the snapshot)"));
           exit_code_ = kExitGap;

@@ -52,9 +52,11 @@ void TailPrinter::Truncated(const std::string& device, uint64_t from, uint64_t t
                             .c_str());
   } else {
     std::printf(
-        "%s truncated %llu..%llu by retention; the snapshot at %llu stands for them\n",
+        "%s truncated %llu..%llu by retention; the snapshot at %llu stands for "
+        "%llu..%llu\n",
         device.c_str(), static_cast<unsigned long long>(from),
-        static_cast<unsigned long long>(to), static_cast<unsigned long long>(snapshot));
+        static_cast<unsigned long long>(to), static_cast<unsigned long long>(snapshot),
+        static_cast<unsigned long long>(from), static_cast<unsigned long long>(snapshot));
   }
   std::fflush(stdout);
 }

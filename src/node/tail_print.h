@@ -6,7 +6,8 @@
 //
 //   plain:  DEVICE snapshot SEQ {"store":{"key":value}}
 //           DEVICE SEQ TYPE PAYLOAD
-//           DEVICE truncated FROM..TO by retention; the snapshot at SEQ stands for them
+//           DEVICE truncated FROM..TO by retention; the snapshot at SEQ stands for
+//           FROM..SEQ
 //   --json: {"device","snapshot":SEQ,"kv":{...}}
 //           {"device","seq","time_us","type","payload"}
 //           {"device","truncated":{"from":FROM,"to":TO},"snapshot":SEQ}

@@ -139,6 +139,7 @@ void Tail::GoLive() {
       });
   if (!sub.ok()) return End(sub.status());
   sub_ = std::move(sub).value();
+  cursor_.reset();  // an open cursor holds retention back at its seq
   live_ = true;
 }
 

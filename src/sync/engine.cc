@@ -50,8 +50,8 @@ void Engine::SetLocal(const std::vector<journal::StreamInfo>& catalogue) {
 void Engine::OnLocalChange(const journal::StreamInfo& info) {
   local_[info.device] = info;
   if (auto a = accept_gap_.find(info.device);
-      a != accept_gap_.end() && info.snapshot > a->second) {
-    accept_gap_.erase(a);  // the snapshot the operator accepted is in
+      a != accept_gap_.end() && info.last > a->second) {
+    accept_gap_.erase(a);  // the head moved (the accepted snapshot, or events came)
   }
   dirty_.insert(info.device);
   for (auto& [peer, p] : peers_) {
@@ -367,8 +367,8 @@ void Engine::OnOwnForkChecked(const std::string& peer, const std::string& device
 
 bool Engine::WouldGap(const std::string& device, const std::string& peer,
                       const wire::CatalogueEntry& e) const {
+  if (gapped_.count({device, peer})) return true;  // the journal said so
   if (accept_gap_.count(device)) return false;
-  if (gapped_.count({device, peer})) return true;
   auto local = local_.find(device);
   if (local == local_.end() || local->second.last == 0) return false;
   // It would serve events from our head + 1 only if it still stores them.
@@ -380,6 +380,7 @@ std::string Engine::Stalled(const std::string& device) const {
   if (local == local_.end() || local->second.last == 0 || following_.count(device)) {
     return "";
   }
+  if (local->second.source && !guarded_.count(device)) return "";  // ours, appending
   const uint64_t ours = local->second.last;
   uint64_t best = 0, first = 0;
   for (const auto& [peer, p] : peers_) {
@@ -413,6 +414,23 @@ std::map<std::string, std::map<std::string, uint64_t>> Engine::FollowerHeads() c
     if (p.subscriber) continue;
     for (const auto& [device, e] : p.catalogue.entries) {
       if (local_.count(device)) out[device][peer] = e.last();
+    }
+    if (!p.catalogue_whole) continue;
+    // Every node replicates every device: one its whole catalogue lacks (a new
+    // device, a wiped peer) it holds nothing of yet.
+    for (const auto& [device, info] : local_) {
+      if (!p.catalogue.entries.count(device)) out[device][peer] = 0;
+    }
+  }
+  return out;
+}
+
+std::map<std::string, uint64_t> Engine::ServeFloors() const {
+  std::map<std::string, uint64_t> out;
+  for (const auto& [peer, p] : peers_) {
+    for (const auto& [device, s] : p.serving) {
+      auto [it, fresh] = out.try_emplace(device, s.next);
+      if (!fresh) it->second = std::min(it->second, s.next);
     }
   }
   return out;

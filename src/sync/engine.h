@@ -90,6 +90,7 @@ struct Action {
   uint64_t credit = 0;                // kApply, kInstall: bytes to grant back
   std::string reason;                 // kClose
   std::map<std::string, std::map<std::string, uint64_t>> heads;  // kRetain
+  std::map<std::string, uint64_t> floors;                        // kRetain
 };
 
 class Engine {
@@ -176,6 +177,9 @@ class Engine {
   // What each peer reports holding of the devices we store (their catalogues):
   // device -> peer -> last. Subscribers are not followers. For retention.
   std::map<std::string, std::map<std::string, uint64_t>> FollowerHeads() const;
+  // device -> the lowest seq a subscription served here reads next (peers and
+  // subscribers): retention keeps what they have yet to be sent.
+  std::map<std::string, uint64_t> ServeFloors() const;
   // Why `device` cannot be followed though peers hold more of it: every such peer
   // would send a snapshot beyond our head that cannot be checked against our
   // events (see journal::Journal::InstallSnapshot). "" when it is not stuck.

@@ -139,15 +139,22 @@ uint64_t Engine::SendSnapshotPart(const std::string& peer, const std::string& de
   const wire::SnapshotHeader& header = part.header;
   if (s.snap_next == 0 || header.seq() != s.snap_seq || part.first_chunk != s.snap_next) {
     CHECK(part.first_chunk == 1);
+    // What we stored when the part was read (not local_, which may lag).
+    const uint64_t first = part.first_stored;  // 0: not known
+    const bool below = s.next <= header.seq();
+    if (below && first != 0 && s.next >= first) {
+      // A snapshot taken since this read was planned, at or beyond the seq the
+      // subscriber reads next, while we still store the events from there: those
+      // go instead (a replica could not check it against its events; a tail
+      // would skip them).
+      return 0;
+    }
     s.snap_seq = header.seq();
     s.snap_next = 1;
     // Events up to its seq come as this snapshot when the subscriber is below it;
     // those below our first stored event will never come as events.
-    auto local = local_.find(device);
-    const uint64_t first = local == local_.end() ? 0 : local->second.first;
-    const bool below = s.next <= header.seq();
     SendStreamHeader(peer, device, s, cert_der, below ? header.seq() : 0,
-                     below && s.next < first ? std::min(first - 1, header.seq()) : 0);
+                     below && first != 0 && s.next < first ? first - 1 : 0);
   }
   uint64_t sent = 0;
   auto send = [&](uint32_t index, const wire::SnapshotChunk* chunk) {

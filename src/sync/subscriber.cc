@@ -217,6 +217,7 @@ void Subscriber::OnSnapshot(const wire::Snapshot& m, uint64_t bytes) {
   if (s->assembling->chunks.size() == m.header().chunks()) {
     journal::SnapshotData snap = std::move(*s->assembling);
     s->assembling.reset();
+    const uint64_t reading = std::max(options_.from, s->verifier.last() + 1);
     auto fresh = s->verifier.AcceptSnapshot(snap);
     if (!fresh.ok()) return Fail(device, fresh.status());
     if (*fresh && snap.header.seq() >= options_.from) {
@@ -225,6 +226,7 @@ void Subscriber::OnSnapshot(const wire::Snapshot& m, uint64_t bytes) {
       o.device = device;
       o.snapshot = std::move(snap);
       o.truncated = std::exchange(s->truncated, 0);
+      o.truncated_from = reading;
       out_.push_back(std::move(o));
     }
   }

@@ -61,9 +61,10 @@ struct SubscriberOutput {
   std::string device;
   uint64_t head = 0;
   journal::SnapshotData snapshot;
-  // kSnapshot: the node says events from `from` up to here are gone there
-  // (retention) and come only as this snapshot; 0 when none are.
+  // kSnapshot: the node says events from truncated_from up to `truncated` are
+  // gone there (retention) and come only as this snapshot; 0 when none are.
   uint64_t truncated = 0;
+  uint64_t truncated_from = 0;
   std::vector<wire::Record> records;
   Status status;
 };

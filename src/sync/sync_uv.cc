@@ -62,6 +62,7 @@ void SyncNode::Start() {
           Action a;
           a.kind = Action::Kind::kRetain;
           a.heads = self->engine_.FollowerHeads();
+          a.floors = self->engine_.ServeFloors();
           self->Queue(std::move(a));
         },
         every, every);
@@ -125,9 +126,11 @@ void SyncNode::StartGuard() {
 Status SyncNode::Resync(const std::string& device) {
   auto info = journal_->Stream(device);
   if (!info.ok()) return info.status();
-  if (info->source) {
-    return Status::FailedPrecondition("this node is the source of '" + device +
-                                      "'; only replicas resync");
+  if (info->source && !journal_->AppendsHeld(device)) {
+    return Status::FailedPrecondition(
+        "this node is the source of '" + device +
+        "' and appends to it; only a replica, or a source its restore guard holds, "
+        "resyncs");
   }
   journal_->AcceptGap(device);
   engine_.AcceptGap(device);
@@ -394,7 +397,7 @@ void SyncNode::RunWork(uv_work_t* req) {
     case Action::Kind::kRetain: {
       w->status = j->NoteFollowers(a.heads);
       if (!w->status.ok()) return;
-      auto deleted = j->Retain();
+      auto deleted = j->Retain(a.floors);
       w->status = deleted.status();
       if (deleted.ok()) w->deleted = *deleted;
       return;

@@ -52,7 +52,7 @@ def bin_dir():
 class Node:
     """One cairnd: its data directory, listen port, peers and process."""
 
-    def __init__(self, cluster, name, peers=(), advertise=None, env=None):
+    def __init__(self, cluster, name, peers=(), advertise=None, env=None, extra=()):
         self.cluster = cluster
         self.name = name
         self.data = os.path.join(cluster.work, name)
@@ -60,6 +60,7 @@ class Node:
         self.peers = list(peers)  # "HOST:PORT" strings, or callables returning one
         self.advertise = advertise
         self.env = dict(env or {})
+        self.extra = list(extra)  # more cairnd flags
         self.proc = None
         self.started_once = False
         self.paused = False
@@ -83,7 +84,7 @@ class Node:
             a += ["--advertise", self.advertise]
         if new_device:
             a.append("--new-device")
-        return a
+        return a + self.extra
 
     def start(self, new_device=None, wait=True, timeout=30, expect_exit=False):
         """Starts the daemon; `expect_exit`: it is meant to refuse to start, so its

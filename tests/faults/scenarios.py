@@ -367,6 +367,69 @@ def restore(run, long):
     run.finish(c, ["a"])
 
 
+def retention(run, long):
+    """A, the source, takes a snapshot every 100 events while its followers are
+    away in turn: C killed (SIGKILL), B stopped (SIGSTOP) past the dead interval. A
+    snapshot used to delete the events below it at once, so a follower that came
+    back got the snapshot and never the events it had missed (issue 13, defect 5).
+    Now A keeps them until both hold them: every tail delivers every event as an
+    event (a retention gap in a tail is a finding) and the checker proves nothing
+    acknowledged was lost. Once both hold everything, A must have deleted what
+    they hold (a finding if it kept it: retention that never deletes is no
+    retention)."""
+    rounds = run.size("rounds", 4, 12)
+    away_s = 3 if not long else 10
+    c = run.cluster(["a", "b", "c"])
+    # B and C keep everything (their retention pass is an hour away), so their
+    # dumps let the checker see every acknowledged event; A deletes.
+    keep = ["--retain-every-ms", "3600000"]
+    b = c.add("b", extra=keep)
+    cc = c.add("c", extra=keep)
+    a = c.add("a", peers=[b.address, cc.address],
+              extra=["--snapshot-every", "100", "--retain-every-ms", "500"])
+    b.peers, cc.peers = [a.address], [a.address]
+    for n in (b, cc, a):
+        n.start()
+    run.begin(c, devices=["a"], params={"rounds": rounds, "away_s": away_s})
+    w = c.writer(a, rate=run.size("rate", 400, 1000))
+    c.tail(a, "a")
+    c.tail(b, "a")
+    c.tail(cc, "a")
+    for r in range(rounds):
+        time.sleep(1.5)
+        if r % 2 == 0:
+            c.history.record("fault", name="kill_follower", node="c", phase="start",
+                             detail=f"round {r + 1}: {away_s} s")
+            cc.kill(signal.SIGKILL)
+            time.sleep(away_s)
+            cc.start()
+            c.history.record("fault", name="kill_follower", node="c", phase="heal")
+        else:
+            hold = max(away_s, run.dead_interval_s * 1.5)
+            c.history.record("fault", name="pause", node="b", phase="start",
+                             detail=f"round {r + 1}: {hold} s")
+            b.pause()
+            time.sleep(hold)
+            b.resume()
+            c.history.record("fault", name="pause", node="b", phase="heal")
+    # Every follower holds every acknowledged event: A deletes below its snapshot.
+    run.quiesce(c, w, ["a"])
+    deadline = time.monotonic() + 20
+    first = 1
+    while time.monotonic() < deadline:
+        st = a.status() or {}
+        first = next((d["first"] for d in st.get("devices", []) if d["device"] == "a"), 1)
+        if first > 1:
+            break
+        time.sleep(0.25)
+    if first <= 1:
+        c.history.record("finding", what="retention_kept_all", node="a",
+                         status=a.status())
+    w.pause_flag.clear()
+    time.sleep(1)
+    run.finish(c, ["a"])
+
+
 SCENARIOS = {
     "crash_source": crash_source,
     "crash_line": crash_line,
@@ -375,4 +438,5 @@ SCENARIOS = {
     "storage": storage,
     "time": time_jump,
     "restore": restore,
+    "retention": retention,
 }

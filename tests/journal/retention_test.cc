@@ -124,6 +124,26 @@ TEST_F(RetentionTest, AReaderBelowWhatIsStoredIsToldItIsTruncated) {
   EXPECT_OK(j->Verify("d1"));  // the first stored event's predecessor is gone
 }
 
+TEST_F(RetentionTest, AnOpenCursorKeepsWhatItHasYetToRead) {
+  auto j = Open("a", {"d1"});
+  ASSERT_OK(j->Append("d1", Events(10)));
+  ASSERT_OK(j->Snapshot("d1"));
+  ASSERT_OK(j->NoteFollowers(Heads{{"d1", {{"n2", 10}}}}));
+  auto c = *j->OpenCursor("d1", 4);
+  auto c2 = *j->OpenCursor("d1", 8);
+  EXPECT_EQ(*j->Retain(), 3u);  // the reader at 4 still wants 4..10
+  EXPECT_NE(j->RetentionState("d1").find("a local reader is at 4"), std::string::npos);
+  Delivery d = c->Next(1);  // reads on; the floor moves with it
+  ASSERT_FALSE(d.records.empty());
+  EXPECT_EQ(d.records.front().seq(), 4u);
+  const uint64_t at = c->next_seq();
+  EXPECT_EQ(*j->Retain(), std::min<uint64_t>(at, 8) - 4);
+  c.reset();
+  c2.reset();
+  EXPECT_GT(*j->Retain(), 0u);
+  EXPECT_EQ(j->Stream("d1")->first, 11u);
+}
+
 TEST_F(RetentionTest, TrimNeverPassesTheSnapshot) {
   auto j = Open("a", {"d1"});
   ASSERT_OK(j->Append("d1", Events(10)));

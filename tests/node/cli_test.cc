@@ -302,7 +302,7 @@ TEST_F(NodeTest, SnapshotsAreTakenByTime) {
   EXPECT_NE(bad.err.find("retain-max-bytes"), std::string::npos) << bad.err;
   RunResult resync = Cli({"resync", id});  // a source never resyncs
   EXPECT_NE(resync.exit_code, 0);
-  EXPECT_NE(resync.err.find("only replicas resync"), std::string::npos) << resync.err;
+  EXPECT_NE(resync.err.find("only a replica"), std::string::npos) << resync.err;
 }
 
 TEST_F(NodeTest, AppendForADeviceWeDoNotHoldFails) {

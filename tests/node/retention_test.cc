@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -120,7 +121,7 @@ TEST_F(RetentionTest, ATailOfDeletedEventsSaysSoAndFailsUnlessAllowed) {
   RunResult r = Cli("a", {"tail", dev_, "--from", "1"});
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   EXPECT_NE(r.out.find(dev_ + " truncated 1.." + std::to_string(first - 1) +
-                       " by retention; the snapshot at 400 stands for them"),
+                       " by retention; the snapshot at 400 stands for 1..400"),
             std::string::npos)
       << r.out;
   EXPECT_NE(r.err.find("deleted by retention"), std::string::npos) << r.err;
@@ -169,6 +170,38 @@ TEST_F(RetentionTest, AReplicaOfferedOnlyASnapshotBeyondItsHeadKeepsItsEvents) {
   EXPECT_TRUE(Device("b")["stalled"].is_null());
   EXPECT_EQ(Cli("b", {"verify", dev_}).exit_code, 0);
   EXPECT_EQ(Cli("b", {"resync", "no-such-device"}).exit_code, 1);
+}
+
+// The other side of a fork: a is restored from a backup at 10 and told
+// --new-device (the operator's mistake), so it signs another 11, 12 … while b
+// holds the first 11..15. a's size limit deletes its new events before b is back.
+// b used to install a's snapshot over its own events without a check: the fork
+// went unseen and b's 11..15 were gone. Now b keeps them and says it is stalled.
+TEST_F(RetentionTest, AReplicaOnTheOtherSideOfAForkKeepsItsHistory) {
+  ASSERT_NO_FATAL_FAILURE(SourceAndFollower({"--retain-max-bytes", "20000"}));
+  ASSERT_EQ(StopNode("a"), 0);
+  const std::string backup = Data("a") + ".backup";
+  std::filesystem::copy(Data("a"), backup, std::filesystem::copy_options::recursive);
+  StartNode("a", {"b"}, {"--retain-max-bytes", "20000", "--retain-every-ms", "200"});
+  AppendNotes("a", 11, 5);  // b holds 1..15 of the first history
+  ASSERT_TRUE(Eventually([&] { return Last("b", dev_) == 15; })) << Log("b");
+  ASSERT_EQ(StopNode("b"), 0);
+  ASSERT_EQ(StopNode("a"), 0);
+  std::filesystem::remove_all(Data("a"));
+  std::filesystem::rename(backup, Data("a"));
+  StartNode("a", {"b"},
+            {"--new-device", "--retain-max-bytes", "20000", "--retain-every-ms", "200"});
+  AppendNotes("a", 1000, 400, 100);  // seqs 11.. of another history
+  ASSERT_TRUE(Eventually([&] { return First("a") > 16; }, 20'000)) << Status("a").dump();
+
+  StartNode("b");
+  ASSERT_TRUE(Eventually([&] { return Device("b")["stalled"].is_string(); }))
+      << Status("b").dump() << Log("b");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  std::vector<json> events = TailEvents("b");
+  ASSERT_EQ(events.size(), 15u);  // the first history, whole
+  EXPECT_EQ(events[14]["payload"].get<std::string>().substr(0, 2), "15");
+  EXPECT_EQ(Cli("b", {"verify", dev_}).exit_code, 0);
 }
 
 }  // namespace
