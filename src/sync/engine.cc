@@ -227,7 +227,11 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
     if (!journal::ValidateDeviceId(e.device()).ok()) {
       return Close(peer, "catalogue names an invalid device id");
     }
-    entries[e.device()] = e;
+    wire::CatalogueEntry& kept = entries[e.device()] = e;
+    // Only the node that holds a device's key is its source, and that node is
+    // named like the device (they share the certificate CN): anyone else's claim
+    // would make us follow the device through it first.
+    if (kept.source() && kept.device() != peer) kept.set_source(false);
   }
   if (entries.size() > options_.max_catalogue_entries) {
     return Close(peer, "catalogue exceeds " +
@@ -236,7 +240,7 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
   // A guarded device catches up to the highest head any peer reported, also
   // when that peer has gone since (then only the operator releases it).
   for (const auto& device : guarded_) {
-    if (auto e = entries.find(device); e != entries.end()) {
+    if (auto e = entries.find(device); e != entries.end() && !Demoted(device, peer)) {
       guard_target_[device] = std::max(guard_target_[device], e->second.last());
     }
   }
@@ -259,6 +263,9 @@ void Engine::Replan() {
     in.peers[peer] = p.catalogue;
     for (const auto& [device, peer_id] : forked_) {
       if (peer_id == peer) in.peers[peer].entries.erase(device);
+    }
+    for (const auto& [dp, d] : demoted_) {
+      if (dp.second == peer && d.left > 0) in.peers[peer].entries.erase(dp.first);
     }
     auto& entries = in.peers[peer].entries;
     std::erase_if(entries,
@@ -452,10 +459,68 @@ std::string Engine::Via(const std::string& device) const {
 uint64_t Engine::PeerLast(const std::string& device) const {
   uint64_t best = 0;
   for (const auto& [peer, p] : peers_) {
+    if (Demoted(device, peer)) continue;  // its claims do not count
     auto it = p.catalogue.entries.find(device);
     if (it != p.catalogue.entries.end()) best = std::max(best, it->second.last());
   }
   return best;
+}
+
+bool Engine::Demoted(const std::string& device, const std::string& peer) const {
+  auto it = demoted_.find({device, peer});
+  return it != demoted_.end() && it->second.left > 0;
+}
+
+void Engine::CheckProgress() {
+  bool replan = false;
+  for (auto& [dp, d] : demoted_) {
+    if (d.left > 0 && --d.left == 0) replan = true;  // back on trial
+  }
+  std::vector<std::pair<std::string, std::string>> stalled;
+  for (auto& [device, f] : following_) {
+    const bool heard = std::exchange(f.heard, false);
+    auto p = peers_.find(f.peer);
+    if (p == peers_.end()) continue;
+    auto e = p->second.catalogue.entries.find(device);
+    const bool claims_more = e != p->second.catalogue.entries.end() &&
+                             e->second.last() > LocalEntry(device).last();
+    if (!claims_more || heard || f.applying || !f.queue.empty()) {
+      f.idle_ticks = 0;
+    } else if (++f.idle_ticks >= options_.stall_demote_ticks) {
+      stalled.emplace_back(device, f.peer);
+    }
+  }
+  for (const auto& [device, peer] : stalled) {
+    const uint64_t claim = peers_[peer].catalogue.entries[device].last();
+    Demotion& d = demoted_[{device, peer}];
+    d.left = options_.demote_for_ticks << std::min(d.strikes++, 5);
+    following_.erase(device);
+    wire::Envelope un;
+    un.mutable_unsubscribe()->set_device(device);
+    Send(peer, std::move(un));
+    if (guarded_.count(device)) {
+      // Its claim no longer holds the guard: the target is what the others say.
+      uint64_t target = 0;
+      for (const auto& [other, o] : peers_) {
+        if (other == peer || o.subscriber) continue;
+        if (auto it = o.catalogue.entries.find(device); it != o.catalogue.entries.end())
+          target = std::max(target, it->second.last());
+      }
+      guard_target_[device] = target;
+    }
+    Action a;
+    a.kind = Action::Kind::kLog;
+    a.reason =
+        "peer " + peer + " claims '" + device + "' up to " + std::to_string(claim) +
+        " but sent nothing of it for " + std::to_string(options_.stall_demote_ticks) +
+        " s: following it through other peers for " + std::to_string(d.left) + " s";
+    actions_.push_back(std::move(a));
+    replan = true;
+  }
+  if (replan) {
+    Replan();
+    CheckGuard();
+  }
 }
 
 }  // namespace cairn::sync

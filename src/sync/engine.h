@@ -60,6 +60,12 @@ struct SyncOptions {
   // SyncNode records what peers hold and runs the journal's retention this often
   // (0: never; then no event below a snapshot is ever deleted).
   int64_t retain_every_ms = 5'000;
+  // A catalogue's `last` is a claim. A peer followed for a device it claims more
+  // of than we hold, that delivers nothing for this many RetryPaused calls
+  // (seconds), is passed over for that device for demote_for_ticks calls, and
+  // its claims no longer count (planner, restore guard, status).
+  int stall_demote_ticks = 10;
+  int demote_for_ticks = 30;
 };
 
 struct Action {
@@ -74,6 +80,7 @@ struct Action {
     kNotifyFork,  // read our side of `device`'s newest fork, tell `peer` (its source)
     kOwnFork,     // `peer` says our own `device` forked: check `records` with our key
     kRetain,      // note `heads` as follower reports, then run the journal's retention
+    kLog,         // `reason`: a line for the node's log
   };
   Kind kind = Kind::kSend;
   std::string peer;
@@ -161,6 +168,9 @@ class Engine {
   // sent them is not blamed. SyncNode calls this every second: a device is
   // followed again after 1 call, then 2, 4 … 64 while its applies keep failing.
   void RetryPaused();
+  // Also every second: demotes followed peers that claim more than they deliver
+  // (SyncOptions::stall_demote_ticks) and lets demoted ones back.
+  void CheckProgress();
   // True for a failure of this node's own journal or disk, not of the peer's data.
   static bool IsLocalFailure(const Status& s);
 
@@ -218,6 +228,10 @@ class Engine {
     // After a probe (see OnApplyDone), messages still in flight from before it are
     // dropped until one starts at this seq (or is a snapshot).
     uint64_t resync_from = 0;
+    // CheckProgress calls in a row in which the peer claimed more than we hold
+    // and nothing arrived or was being applied.
+    int idle_ticks = 0;
+    bool heard = false;  // a stream message arrived since the last CheckProgress
   };
   struct Peer {
     bool subscriber = false;  // serve it; never follow through it
@@ -290,6 +304,17 @@ class Engine {
   };
   std::map<std::string, Paused> paused_;
   std::set<std::pair<std::string, std::string>> own_fork_checks_;  // (peer, device)
+  // (device, peer) that claimed more than it delivered: passed over for `left`
+  // more CheckProgress calls (0: back on trial), for demote_for_ticks doubled per
+  // earlier demotion (at most 32 times), so a peer that keeps lying is tried
+  // ever more rarely.
+  struct Demotion {
+    int left = 0;
+    int strikes = 0;
+  };
+  std::map<std::pair<std::string, std::string>, Demotion> demoted_;
+  bool Demoted(const std::string& device, const std::string& peer) const;
+
   std::vector<Action> actions_;
   uint64_t records_served_ = 0;
   uint64_t serve_generation_ = 0;

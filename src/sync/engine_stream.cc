@@ -236,6 +236,7 @@ void Engine::OnStreamMessage(const std::string& peer, const std::string& device,
   auto it = following_.find(device);
   if (it == following_.end() || it->second.peer != peer) return;  // stale: we left
   Follow& f = it->second;
+  f.heard = true;
   if (m.has_stream_header()) {
     f.cert_der = m.stream_header().device_cert();
     return;

@@ -46,6 +46,7 @@ void SyncNode::Start() {
       [](uv_timer_t* t) {
         auto* self = static_cast<SyncNode*>(t->data);
         self->engine_.RetryPaused();
+        self->engine_.CheckProgress();
         self->Perform();
       },
       1000, 1000);
@@ -292,6 +293,9 @@ void SyncNode::Perform() {
         case Action::Kind::kClose:
           log_("closing " + a.peer + ": " + a.reason);
           discovery_->Disconnect(a.peer, a.reason);
+          break;
+        case Action::Kind::kLog:
+          log_(a.reason);
           break;
         default:
           Queue(std::move(a));

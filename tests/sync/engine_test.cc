@@ -651,5 +651,73 @@ TEST(EngineTest, ASnapshotBeyondOurHeadIsNotFollowedUnlessTheOperatorAcceptsIt) 
   EXPECT_NE(g.Stalled("d"), "");
 }
 
+// Issue 14, item 1: a catalogue is a claim. Only the node named like a device is
+// its source; a peer that claims to be far ahead but sends nothing is passed
+// over after stall_demote_ticks seconds, its claim no longer counts, and it gets
+// another chance after demote_for_ticks.
+TEST(EngineTest, AFalseSourceIsNotBelievedAndAStalledClaimIsDemoted) {
+  SyncOptions o;
+  o.stall_demote_ticks = 3;
+  o.demote_for_ticks = 5;
+  Engine e(o);
+  e.SetLocal({Info("d", 10)});
+  e.OnPeerActive("liar");
+  e.OnPeerActive("h");
+  (void)e.TakeActions();
+  e.OnMessage("liar", CatalogueOf({{"d", uint64_t{1} << 62}}, /*source=*/true));
+  e.OnMessage("h", CatalogueOf({{"d", 20}}));
+  EXPECT_EQ(e.SourcePeer("d"), "");  // "liar" is not named d
+  EXPECT_EQ(e.Via("d"), "liar");     // but it claims the most
+  (void)e.TakeActions();
+  for (int i = 0; i < 2; ++i) e.CheckProgress();
+  EXPECT_EQ(e.Via("d"), "liar");  // not yet
+  e.CheckProgress();
+  auto acts = e.TakeActions();
+  EXPECT_EQ(e.Via("d"), "h");
+  auto logs = Of(acts, Action::Kind::kLog);
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_NE(logs[0].reason.find("peer liar claims 'd'"), std::string::npos)
+      << logs[0].reason;
+  EXPECT_EQ(Of(acts, Action::Kind::kSend, wire::Envelope::kUnsubscribe).size(), 1u);
+  EXPECT_EQ(e.PeerLast("d"), 20u);                      // its claim no longer counts
+  EXPECT_TRUE(Of(acts, Action::Kind::kClose).empty());  // not closed: maybe only slow
+
+  // h delivers: never demoted, however long it takes.
+  auto h_delivers = [&] {
+    wire::Envelope ev;
+    ev.mutable_events()->set_device("d");
+    e.OnMessage("h", ev);
+    e.OnApplyDone("h", "d", Status::Ok(), 0);
+  };
+  for (int i = 0; i < 4; ++i) {
+    h_delivers();
+    e.CheckProgress();
+    EXPECT_EQ(e.Via("d"), "h");
+  }
+  // After 5 s the liar is back on trial (its claim counts, it is followed again)
+  // and, stalling again, is passed over twice as long.
+  h_delivers();
+  e.CheckProgress();
+  EXPECT_EQ(e.PeerLast("d"), uint64_t{1} << 62);
+  EXPECT_EQ(e.Via("d"), "liar");
+  (void)e.TakeActions();
+  for (int i = 0; i < 3; ++i) e.CheckProgress();
+  EXPECT_EQ(e.Via("d"), "h");
+  logs = Of(e.TakeActions(), Action::Kind::kLog);
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_NE(logs[0].reason.find("for 10 s"), std::string::npos) << logs[0].reason;
+}
+
+TEST(EngineTest, TheRealSourceIsPreferredOverAnyClaim) {
+  Engine e;
+  e.SetLocal({Info("d", 10)});
+  e.OnPeerActive("liar");
+  e.OnPeerActive("d");
+  e.OnMessage("liar", CatalogueOf({{"d", uint64_t{1} << 62}}, /*source=*/true));
+  e.OnMessage("d", CatalogueOf({{"d", 20}}, /*source=*/true));
+  EXPECT_EQ(e.SourcePeer("d"), "d");
+  EXPECT_EQ(e.Via("d"), "d");
+}
+
 }  // namespace
 }  // namespace cairn::sync

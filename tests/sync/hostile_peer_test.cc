@@ -128,6 +128,43 @@ class HostilePeerTest : public SyncTest {
 
 // ---------------------------------------------------------------- forged events
 
+// Issue 14, item 1: m, a peer with a valid certificate, claims to be the source of
+// a and to hold 2^62 of it, and sends nothing of it. v used to follow a through
+// m first (a source is always preferred) and received nothing for as long as m
+// stayed connected. Now only the node named a is believed as a's source, and a
+// followed peer that claims more than it sends is passed over within
+// stall_demote_ticks seconds: v replicates a through h.
+TEST_F(HostilePeerTest, AFalseClaimDoesNotHaltReplication) {
+  SetUpLine(50);
+  Start("h", Seeded({"a"}, false));
+  ASSERT_TRUE(RunUntilConverged({"a", "h", "m"}, {"a"}));
+  tamper_ = [](wire::Envelope& e) {
+    if (e.has_catalogue()) {
+      for (auto& entry : *e.mutable_catalogue()->mutable_entries()) {
+        if (entry.device() != "a") continue;
+        entry.set_source(true);
+        entry.set_last(uint64_t{1} << 62);
+      }
+    } else if (e.has_stream_header() || e.has_events() || e.has_snapshot()) {
+      e.Clear();
+      e.mutable_ping()->set_nonce(1);  // what it sends instead of a's records
+    }
+  };
+  NodeConfig v = Seeded({"m", "h"}, false);
+  v.sync.stall_demote_ticks = 3;
+  Start("v", v);
+  std::vector<std::string> log;
+  Node("v").sync->set_log([&](const std::string& line) { log.push_back(line); });
+  ASSERT_TRUE(RunUntil([&] { return Last("v", "a") == Last("a", "a"); }, 30'000))
+      << "v holds " << Last("v", "a") << " of " << Last("a", "a");
+  EXPECT_EQ(Node("v").sync->engine().Via("a"), "h");
+  bool named = false;
+  for (const auto& line : log)
+    named |= line.find("peer m claims 'a'") != std::string::npos;
+  EXPECT_TRUE(named) << "the log names neither the offender nor its claim";
+  EXPECT_OK(J("v").Verify("a"));
+}
+
 TEST_F(HostilePeerTest, EventsForgedAndSignedWithTheRelaysOwnKeyAreRefused) {
   SetUpLine(40);
   // m re-chains a's events from the genesis of its own key, signs them with its
