@@ -73,6 +73,14 @@ Action Action::SavePeer(wire::PeerRecord record) {
   return a;
 }
 
+Action Action::Log(std::string node_id, std::string reason) {
+  Action a;
+  a.kind = Kind::kLog;
+  a.node_id = std::move(node_id);
+  a.reason = std::move(reason);
+  return a;
+}
+
 Action Action::ErasePeer(std::string node_id) {
   Action a;
   a.kind = Kind::kErasePeer;

@@ -208,6 +208,8 @@ void Discovery::Perform(Action& a) {
     case K::kSavePeer:
     case K::kErasePeer:
       return PerformStore(a);
+    case K::kLog:
+      return Log("peer " + a.node_id + ": " + a.reason);
   }
 }
 

@@ -50,10 +50,17 @@ struct Options {
   size_t max_subscribers = 64;        // subscriber connections (cairn tail --peer)
   size_t max_addresses_per_peer = 4;  // addresses remembered for one node id
   size_t max_exchange_entries = 64;   // peers sent or read in one PeerExchange
-  size_t max_purgatory = 256;         // purgatory entries (oldest dropped first)
-  size_t max_dns_names = 16;          // DNS seed names
-  size_t max_dns_addresses = 32;      // addresses taken from one resolution
-  size_t max_transitions = 512;       // transition log kept for status and tests
+  // What one peer's exchanges may put in our table: at most this many entries
+  // that never completed a hello at a time (more are ignored; a verified peer
+  // evicts them when the table is full, and they are never saved), and at most
+  // exchange_burst messages, refilled at exchange_per_s (more are ignored).
+  size_t max_unverified_per_source = 8;
+  double exchange_burst = 32;
+  double exchange_per_s = 1;
+  size_t max_purgatory = 256;     // purgatory entries (oldest dropped first)
+  size_t max_dns_names = 16;      // DNS seed names
+  size_t max_dns_addresses = 32;  // addresses taken from one resolution
+  size_t max_transitions = 512;   // transition log kept for status and tests
 };
 
 }  // namespace cairn::discovery

@@ -57,13 +57,40 @@ std::string PeerManager::KeyOfAddress(const std::string& address) const {
   return "";
 }
 
-PeerManager::Entry* PeerManager::NewEntry(const std::string& key,
-                                          const std::string& why) {
-  if (entries_.size() >= options_.max_peers) return nullptr;
+PeerManager::Entry* PeerManager::NewEntry(const std::string& key, const std::string& why,
+                                          bool verified) {
+  if (entries_.size() >= options_.max_peers &&
+      (!verified || !EvictUnverified("evicted for " + key + ": the table is full"))) {
+    return nullptr;
+  }
   Entry& e = entries_[key];
   e.since_us = clock_->NowMicros();
   e.reason = why;
+  e.verified = verified;
   return &e;
+}
+
+// The oldest entry that never completed a hello and is neither pinned nor in
+// the middle of one goes, so that what a peer exchange brought never keeps a
+// verified peer out.
+bool PeerManager::EvictUnverified(const std::string& why) {
+  std::string victim;
+  int64_t oldest = INT64_MAX;
+  for (const auto& [key, e] : entries_) {
+    if (e.verified || e.pinned || e.state == PeerState::kActive ||
+        e.state == PeerState::kIncoming) {
+      continue;
+    }
+    if (e.since_us < oldest) {
+      oldest = e.since_us;
+      victim = key;
+    }
+  }
+  if (victim.empty()) return false;
+  Entry& e = entries_.at(victim);
+  if (e.conn != 0 && conns_.count(e.conn)) CloseConn(e.conn, why, true);
+  Delete(victim, why);
+  return true;
 }
 
 void PeerManager::AddAddress(Entry& e, const std::string& address, bool front) {
@@ -188,7 +215,8 @@ bool PeerManager::Blocked(const std::string& address) const {
 }
 
 void PeerManager::Save(const Entry& e) {
-  if (e.node_id.empty()) return;
+  // Nothing a peer exchange brought is kept before a hello proved it.
+  if (e.node_id.empty() || !(e.verified || e.pinned)) return;
   wire::PeerRecord r;
   r.set_node_id(e.node_id);
   for (const std::string& address : e.addresses) r.add_addresses(address);

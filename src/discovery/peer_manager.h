@@ -73,6 +73,7 @@ struct Action {
     kSavePeer,          // record: persist peer history
     kErasePeer,         // node_id: forget peer history
     kPeerRtt,  // node_id, rtt_us: a new smoothed round-trip time of an active peer
+    kLog,      // node_id, reason: a peer hit a limit; a line for the node's log
   };
   Kind kind = Kind::kSend;
   ConnId conn = 0;
@@ -94,6 +95,7 @@ struct Action {
   static Action SavePeer(wire::PeerRecord record);
   static Action ErasePeer(std::string node_id);
   static Action PeerRtt(std::string node_id, int64_t rtt_us);
+  static Action Log(std::string node_id, std::string reason);
 };
 
 // One row of the peer table, for status. Purgatory rows name the address that is
@@ -184,8 +186,17 @@ class PeerManager {
     int64_t last_seen_us = 0;
     uint32_t attempts = 0;
     bool pinned = false;
-    ConnId conn = 0;        // the connection `state` refers to (0 in lifesupport)
-    int64_t next_mono = 0;  // lifesupport: next attempt
+    // A hello with this node completed once (or it came from our own history, a
+    // seed or DNS): only such entries are saved, and they evict the others when
+    // the table is full.
+    bool verified = false;
+    std::string learned_from;  // the peer whose exchange told us of it
+    // Its exchanges to us: tokens left (Options::exchange_burst, exchange_per_s).
+    double exchange_tokens = -1;    // -1: full
+    int64_t exchange_mono = 0;      // when the tokens were last counted
+    bool exchange_limited = false;  // its last exchange was over the rate (logged)
+    ConnId conn = 0;                // the connection `state` refers to (0 in lifesupport)
+    int64_t next_mono = 0;          // lifesupport: next attempt
     size_t next_address = 0;
   };
   struct Conn {
@@ -225,7 +236,10 @@ class PeerManager {
   // peer_manager.cc: the table.
   Entry* Find(const std::string& key);
   std::string KeyOfAddress(const std::string& address) const;
-  Entry* NewEntry(const std::string& key, const std::string& reason);
+  // A new entry, or nullptr when the table is full; a `verified` one evicts the
+  // oldest entry that never completed a hello to make room.
+  Entry* NewEntry(const std::string& key, const std::string& reason, bool verified);
+  bool EvictUnverified(const std::string& why);
   void AddAddress(Entry& e, const std::string& address, bool front);
   void SetState(Entry& e, const std::string& key, PeerState to, const std::string& why);
   void Dial(const std::string& key, const std::string& why);
@@ -238,8 +252,9 @@ class PeerManager {
   int64_t Backoff(uint32_t attempts);
   void Save(const Entry& e);
   void Log(const std::string& peer, PeerState from, PeerState to, const std::string& why);
+  // `from_peer`: the peer whose exchange told us (empty: a seed, DNS, history).
   void Learn(const std::string& node_id, const std::string& address, bool pinned,
-             const std::string& why);
+             const std::string& why, const std::string& from_peer = "");
   void TimerEntries(int64_t now);
   void TimerConns(int64_t now);
   void TimerDns(int64_t now);
@@ -261,7 +276,8 @@ class PeerManager {
                         const wire::Hello& hello);
   void MakeActive(Conn& c, Entry& e, const std::string& id, const std::string& why);
   void OnDiscoveryMessage(Conn& c, wire::Envelope& m);
-  void OnPeerExchange(const wire::PeerExchange& px);
+  void OnPeerExchange(const std::string& from, Entry& source,
+                      const wire::PeerExchange& px);
   void SendExchange(ConnId conn, const std::string& exclude);
   void AnnounceToOthers(const std::string& id);
   void Heartbeat(Conn& c, int64_t now);

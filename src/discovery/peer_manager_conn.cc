@@ -51,7 +51,7 @@ ConnId PeerManager::OnIncomingOpened(const std::string& verified_id,
   if (verified_id == self_id_) return id;
   Entry* e = Find(verified_id);
   if (e == nullptr) {
-    e = NewEntry(verified_id, "incoming connection");
+    e = NewEntry(verified_id, "incoming connection", /*verified=*/true);  // by its CA
     if (e == nullptr) return id;  // table full: refused at hello
     e->node_id = verified_id;
     c.claimed_new = true;
@@ -161,16 +161,62 @@ void PeerManager::OnDiscoveryMessage(Conn& c, wire::Envelope& m) {
   }
   if (m.has_peer_exchange() && options_.peer_exchange) {
     Entry* e = Find(c.key);
-    if (e != nullptr && e->conn == c.id) OnPeerExchange(m.peer_exchange());
+    if (e != nullptr && e->conn == c.id) OnPeerExchange(c.key, *e, m.peer_exchange());
   }
 }
 
-void PeerManager::OnPeerExchange(const wire::PeerExchange& px) {
+// What `from` tells us of other peers is a claim: each exchange costs one of its
+// tokens (at most exchange_burst, exchange_per_s back), and it may have at most
+// max_unverified_per_source entries in our table that never completed a hello.
+void PeerManager::OnPeerExchange(const std::string& from, Entry& source,
+                                 const wire::PeerExchange& px) {
+  const int64_t now = clock_->MonotonicMicros();
+  const double burst = options_.exchange_burst;
+  if (source.exchange_tokens < 0) {
+    source.exchange_tokens = burst;
+  } else {
+    source.exchange_tokens = std::min(
+        burst, source.exchange_tokens + static_cast<double>(now - source.exchange_mono) *
+                                            options_.exchange_per_s / 1e6);
+  }
+  source.exchange_mono = now;
+  if (source.exchange_tokens < 1) {
+    if (!source.exchange_limited) {  // once per burst, not once per message
+      source.exchange_limited = true;
+      actions_.push_back(Action::Log(
+          from, "peer exchanges beyond " + std::to_string(options_.exchange_per_s) +
+                    "/s (burst " +
+                    std::to_string(static_cast<int>(options_.exchange_burst)) +
+                    ") ignored"));
+    }
+    return;
+  }
+  source.exchange_limited = false;
+  source.exchange_tokens -= 1;
+  size_t unverified = 0;
+  for (const auto& [key, e] : entries_) {
+    if (!e.verified && e.learned_from == from) ++unverified;
+  }
   int n = std::min(px.peers_size(), static_cast<int>(options_.max_exchange_entries));
+  int refused = 0;
   for (int i = 0; i < n; ++i) {
     const wire::PeerExchange::Peer& p = px.peers(i);
     if (!IsPlausibleNodeId(p.node_id())) continue;
-    Learn(p.node_id(), p.address(), false, "peer exchange");
+    const bool fresh = Find(p.node_id()) == nullptr && KeyOfAddress(p.address()).empty();
+    if (fresh && unverified >= options_.max_unverified_per_source) {
+      ++refused;
+      continue;
+    }
+    const size_t before = entries_.size();
+    Learn(p.node_id(), p.address(), false, "peer exchange from " + from, from);
+    if (entries_.size() > before) ++unverified;
+  }
+  if (refused > 0) {
+    actions_.push_back(
+        Action::Log(from, "peer exchange: " + std::to_string(refused) + " of " +
+                              std::to_string(n) + " new peers ignored (at most " +
+                              std::to_string(options_.max_unverified_per_source) +
+                              " from one peer that have not yet answered a hello)"));
   }
 }
 

@@ -98,7 +98,7 @@ std::optional<std::string> PeerManager::Identify(Conn& c, const wire::Hello& hel
   }
   if (e != nullptr && e->node_id.empty()) NameEntry(c, *e, id);
   if (Find(id) == nullptr) {
-    Entry* fresh = NewEntry(id, "hello");
+    Entry* fresh = NewEntry(id, "hello", /*verified=*/true);
     if (fresh == nullptr) {
       CloseConn(c.id, "peer table full", true);
       return std::nullopt;
@@ -185,6 +185,7 @@ void PeerManager::MakeActive(Conn& c, Entry& e, const std::string& id,
                              const std::string& why) {
   e.conn = c.id;
   e.attempts = 0;
+  e.verified = true;
   e.last_seen_us = clock_->NowMicros();
   SetState(e, id, PeerState::kActive, why);
   Save(e);

@@ -45,7 +45,7 @@ void PeerManager::Restore(const std::vector<wire::PeerRecord>& records) {
   for (const wire::PeerRecord& r : records) {
     if (!IsPlausibleNodeId(r.node_id()) || r.node_id() == self_id_) continue;
     if (Find(r.node_id()) != nullptr) continue;
-    Entry* e = NewEntry(r.node_id(), "restored from peer history");
+    Entry* e = NewEntry(r.node_id(), "restored from peer history", /*verified=*/true);
     if (e == nullptr) return;
     e->node_id = r.node_id();
     for (const std::string& a : r.addresses()) AddAddress(*e, a, false);
@@ -59,7 +59,8 @@ void PeerManager::Restore(const std::vector<wire::PeerRecord>& records) {
 // Something told us about `address` (and perhaps whose it is): remember it and dial
 // it if it is new.
 void PeerManager::Learn(const std::string& node_id, const std::string& address,
-                        bool pinned, const std::string& why) {
+                        bool pinned, const std::string& why,
+                        const std::string& from_peer) {
   if (!SplitHostPort(address) || self_addresses_.count(address) != 0) return;
   if (node_id == self_id_) return;
   if (!node_id.empty()) {
@@ -76,8 +77,9 @@ void PeerManager::Learn(const std::string& node_id, const std::string& address,
     return;
   }
   std::string key = node_id.empty() ? AddressKey(address) : node_id;
-  Entry* e = NewEntry(key, why);
+  Entry* e = NewEntry(key, why, /*verified=*/from_peer.empty());
   if (e == nullptr) return;
+  e->learned_from = from_peer;
   e->node_id = node_id;
   e->pinned = pinned;
   AddAddress(*e, address, false);

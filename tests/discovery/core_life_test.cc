@@ -11,6 +11,12 @@ using K = Action::Kind;
 
 class LifeTest : public CoreTest {
  protected:
+  // Entries of the peer table (purgatory rows aside).
+  size_t Entries() const {
+    size_t n = 0;
+    for (const auto& row : pm_->Snapshot()) n += row.state != PeerState::kPurgatory;
+    return n;
+  }
   // Fails the pending attempt to `address` before it opens.
   void FailAttempt(const std::string& address) {
     ConnId conn = ConnectTo(address);
@@ -231,6 +237,84 @@ TEST_F(LifeTest, PeerExchangeIsBounded) {
   pm_->OnMessage(a, PeerExchange({{"x", "10.2.0.1:7411"}, {"y", "10.2.0.2:7411"}}));
   Take();
   EXPECT_EQ(Of(K::kConnect).size(), 0u);  // the table is full (max_peers 3)
+}
+
+// Issue 14, item 3: five exchanges of 64 made-up peers used to fill the 256-entry
+// table, keep new legitimate nodes out ("peer table full"), have every junk
+// address dialled, and be saved and redialled after a restart.
+std::vector<std::pair<std::string, std::string>> Junk(int round, int n) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (int i = 0; i < n; ++i) {
+    out.emplace_back("junk-" + std::to_string(round) + "-" + std::to_string(i),
+                     "10.9." + std::to_string(round) + "." + std::to_string(i) + ":7411");
+  }
+  return out;
+}
+
+TEST_F(LifeTest, APeerExchangeFloodGetsAFewUnverifiedEntriesAndNoneIsSaved) {
+  ConnId a = Incoming("a", "10.0.0.1:7411");
+  Take();
+  for (int round = 0; round < 5; ++round)
+    pm_->OnMessage(a, PeerExchange(Junk(round, 64)));
+  Take();
+  EXPECT_EQ(Of(K::kConnect).size(), 8u);  // max_unverified_per_source
+  size_t junk = 0;
+  for (const auto& row : pm_->Snapshot()) junk += row.node_id.starts_with("junk-");
+  EXPECT_EQ(junk, 8u);
+  // They never answer: retried, given up, and never written to peer history.
+  std::vector<Action> saved;
+  for (const auto& x : Of(K::kConnect)) pm_->OnClosed(x.conn, "connection refused");
+  for (int i = 0; i < 200; ++i) {
+    AdvanceMs(500);
+    for (const auto& x : Take()) {
+      if (x.kind == K::kConnect) pm_->OnClosed(x.conn, "connection refused");
+      if (x.kind == K::kSavePeer && x.record.node_id().starts_with("junk-"))
+        saved.push_back(x);
+    }
+  }
+  EXPECT_TRUE(saved.empty()) << saved.size() << " junk peers saved";
+  EXPECT_EQ(Entries(), 1u);  // a (silent, in lifesupport); the junk given up
+  // With them gone, a (back) may bring a few again.
+  ConnId again = Incoming("a", "10.0.0.1:7411");
+  Take();
+  pm_->OnMessage(again, PeerExchange(Junk(9, 64)));
+  Take();
+  EXPECT_EQ(Of(K::kConnect).size(), 8u);
+}
+
+TEST_F(LifeTest, AVerifiedPeerEvictsUnverifiedEntriesFromAFullTable) {
+  Options o = FastOptions();
+  o.max_peers = 6;
+  Remake(o);
+  ConnId a = Incoming("a", "10.0.0.1:7411");
+  pm_->OnMessage(a, PeerExchange(Junk(0, 20)));
+  Take();
+  ASSERT_EQ(Entries(), 6u);  // a and 5 of its junk: full
+  ConnId c = Incoming("c", "10.0.0.3:7411");
+  EXPECT_EQ(StateOf("c"), PeerState::kActive) << CloseReasonOf(c);
+  EXPECT_EQ(Entries(), 6u);
+  ConnId d = Outgoing("10.0.0.4:7411", "d");
+  EXPECT_EQ(StateOf("d"), PeerState::kActive) << CloseReasonOf(d);
+}
+
+TEST_F(LifeTest, PeerExchangesAreRateLimitedPerPeer) {
+  Options o = FastOptions();
+  o.exchange_burst = 2;
+  o.exchange_per_s = 1;
+  o.max_unverified_per_source = 100;
+  o.ping_interval_ms = 10'000;  // a stays active while the clock moves
+  o.dead_interval_ms = 30'000;
+  Remake(o);
+  ConnId a = Incoming("a", "10.0.0.1:7411");
+  Take();
+  for (int round = 0; round < 4; ++round) pm_->OnMessage(a, PeerExchange(Junk(round, 1)));
+  Take();
+  EXPECT_EQ(Of(K::kConnect).size(), 2u);  // the burst; the rest ignored
+  AdvanceMs(1000);
+  Take();
+  pm_->OnMessage(a, PeerExchange(Junk(7, 1)));
+  Take();
+  EXPECT_EQ(Of(K::kConnect).size(), 1u);  // a token came back
 }
 
 TEST_F(LifeTest, PeriodicExchangeGoesToEveryActivePeer) {

@@ -12,20 +12,8 @@ import socket
 import sys
 import time
 
-
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def field(number, payload):
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer import field_bytes as field  # noqa: E402
 
 
 def cleartext_hello():

@@ -1,0 +1,232 @@
+"""A hostile peer for tests against a real cairnd: it holds a valid certificate of
+the network (certs/make-node.sh), completes TLS 1.3 and the hello like a node,
+then sends whatever a test tells it to. Messages are encoded by hand (a few
+protobuf fields of src/wire/cairn.proto), so it needs nothing but Python.
+
+    with HostilePeer("127.0.0.1", port, pki, "mallory") as m:
+        m.send(peer_exchange([("junk-1", "127.0.0.1:9")]))
+"""
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+# Envelope fields (src/wire/cairn.proto).
+HELLO, PING, PONG, PEER_EXCHANGE, CATALOGUE = 1, 2, 3, 5, 6
+PROTOCOL_VERSION = 1
+
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def field_bytes(number, payload):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def field_uint(number, value):
+    return varint(number << 3) + varint(value)
+
+
+def envelope(number, payload):
+    return field_bytes(number, payload)
+
+
+def hello(node_id):
+    return envelope(HELLO, field_bytes(1, node_id) + field_uint(2, PROTOCOL_VERSION))
+
+
+def peer_exchange(peers):
+    body = b"".join(field_bytes(1, field_bytes(1, n) + field_bytes(2, a)) for n, a in peers)
+    return envelope(PEER_EXCHANGE, body)
+
+
+def read_varint(buf, i):
+    shift = value = 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, i
+
+
+def top_field(message):
+    """The number and bytes of a message's first length-delimited field."""
+    key, i = read_varint(message, 0)
+    if key & 7 != 2:
+        return key >> 3, b""
+    n, i = read_varint(message, i)
+    return key >> 3, message[i:i + n]
+
+
+class HostilePeer:
+    """A TLS connection to a node that has completed the hello; answers pings in
+    the background so that it stays active, and counts what it receives."""
+
+    def __init__(self, host, port, pki, name, timeout=10):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_verify_locations(os.path.join(pki, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(pki, name + ".crt"), os.path.join(pki, name + ".key"))
+        ctx.check_hostname = False
+        raw = socket.create_connection((host, port), timeout=timeout)
+        self.sock = ctx.wrap_socket(raw)
+        self.lock = threading.Lock()
+        self.received = {}  # Envelope field number -> count
+        self.closed = False
+        self.hello_seen = threading.Event()
+        self.send(hello(name))
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        if not self.hello_seen.wait(timeout):
+            raise RuntimeError(f"{name}: no hello from the node within {timeout} s")
+
+    def send(self, message):
+        with self.lock:
+            self.sock.sendall(len(message).to_bytes(4, "big") + message)
+
+    def _read(self):
+        buf = b""
+        try:
+            while True:
+                data = self.sock.recv(1 << 16)
+                if not data:
+                    break
+                buf += data
+                while len(buf) >= 4:
+                    n = int.from_bytes(buf[:4], "big")
+                    if len(buf) < 4 + n:
+                        break
+                    msg, buf = buf[4:4 + n], buf[4 + n:]
+                    number, body = top_field(msg)
+                    self.received[number] = self.received.get(number, 0) + 1
+                    if number == HELLO:
+                        self.hello_seen.set()
+                    elif number == PING:
+                        self.send(envelope(PONG, body))
+        except (OSError, ssl.SSLError, IndexError):
+            pass
+        self.closed = True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def rss_mb(pid):
+    """A process's resident set size in MiB (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_for(done, timeout, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        time.sleep(step)
+    return done()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Network:
+    """A network CA and node certificates made by certs/, real cairnd processes on
+    loopback, and the checks of one test: check() prints each result, finish()
+    stops every process and exits 1 (logs kept) when a check failed.
+
+        net = Network(cairnd, cairn, certs, ["victim", "mallory"], "cairn-x-")
+        try: ... net.check(ok, "what") ...
+        finally: net.finish()
+    """
+
+    def __init__(self, cairnd, cairn, certs, names, prefix):
+        self.cairnd, self.cairn = cairnd, cairn
+        self.work = tempfile.mkdtemp(prefix=prefix)
+        self.pki = os.path.join(self.work, "pki")
+        self.procs, self.failures = [], []
+        subprocess.run([os.path.join(certs, "make-ca.sh"), self.pki], check=True,
+                       capture_output=True)
+        for n in names:
+            subprocess.run([os.path.join(certs, "make-node.sh"), self.pki, n], check=True,
+                           capture_output=True)
+
+    def check(self, ok, what):
+        print(("ok: " if ok else "FAIL: ") + what, flush=True)
+        if not ok:
+            self.failures.append(what)
+
+    def data(self, name):
+        return os.path.join(self.work, name)
+
+    def start(self, name, port, *extra):
+        """cairnd `name` on 127.0.0.1:port with its certificate; waits for its socket."""
+        data = self.data(name)
+        log = open(data + ".log", "a")
+        p = subprocess.Popen(
+            [self.cairnd, "--data", data, "--listen", f"127.0.0.1:{port}",
+             "--ca", self.pki + "/ca.crt", "--cert", f"{self.pki}/{name}.crt",
+             "--key", f"{self.pki}/{name}.key", *extra],
+            stdout=log, stderr=log)
+        self.procs.append(p)
+        if not wait_for(lambda: os.path.exists(os.path.join(data, "cairn.sock")), 20):
+            raise RuntimeError(f"{name} did not start: " + self.log(name)[-2000:])
+        return p
+
+    def log(self, name):
+        with open(self.data(name) + ".log") as f:
+            return f.read()
+
+    def cli(self, name, *args, input=None):
+        return subprocess.run([self.cairn, "--data", self.data(name), *args], input=input,
+                              capture_output=True, text=True, timeout=20)
+
+    def status(self, name):
+        r = self.cli(name, "status", "--json")
+        return json.loads(r.stdout) if r.returncode == 0 else {}
+
+    def finish(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if self.failures:
+            print("logs kept in " + self.work)
+            print("FAIL: " + "; ".join(self.failures))
+            sys.exit(1)
+        shutil.rmtree(self.work, ignore_errors=True)
+        print("PASS")
