@@ -336,6 +336,11 @@ class Journal {
   Result<uint64_t> DoTrim(const std::string& device, uint64_t to);
   // The highest seq the policy lets go now (0: none), and what keeps the rest.
   Result<uint64_t> RetainTo(const std::string& device, std::string* why);
+  // The stream's meta, and the (last, node) of the required follower that holds
+  // least (RetentionOptions::acks), nullopt with no known follower. False when
+  // the stream does not exist.
+  bool AckedBy(const std::string& device, wire::StreamMeta* meta,
+               std::optional<std::pair<uint64_t, std::string>>* bound) const;
   Status DropExpired(leveldb::WriteBatch* batch, const std::string& device,
                      uint64_t max_rev, int64_t at_us);
   Result<SnapshotData> ReadSnapshotAt(std::string_view device,

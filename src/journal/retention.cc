@@ -120,30 +120,41 @@ Result<uint64_t> Journal::DoTrim(const std::string& device, uint64_t to) {
   return next.first();
 }
 
-Result<uint64_t> Journal::RetainTo(const std::string& device, std::string* why) {
-  const RetentionOptions& o = options_.retention;
-  wire::StreamMeta meta;
-  std::vector<std::pair<uint64_t, std::string>> held;  // (last, node), most first
+bool Journal::AckedBy(const std::string& device, wire::StreamMeta* meta,
+                      std::optional<std::pair<uint64_t, std::string>>* bound) const {
+  std::vector<std::pair<uint64_t, std::string>> held;  // (last, node)
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = streams_.find(device);
-    if (it == streams_.end()) return uint64_t{0};
-    meta = it->second->meta;
+    if (it == streams_.end()) return false;
+    *meta = it->second->meta;
     if (auto f = followers_.find(device); f != followers_.end()) {
       for (const auto& [node, last] : f->second) held.emplace_back(last, node);
     }
   }
-  if (meta.last() == 0) return uint64_t{0};
-  std::sort(held.rbegin(), held.rend());
+  bound->reset();
+  if (held.empty()) return true;
+  // The required follower that holds least: the acks-th from the top (0: all).
+  const size_t acks = options_.retention.acks;
+  const size_t need = acks == 0 ? held.size() : std::min(acks, held.size());
+  std::nth_element(held.begin(), held.begin() + static_cast<long>(need - 1), held.end(),
+                   std::greater<>());
+  *bound = held[need - 1];
+  return true;
+}
+
+Result<uint64_t> Journal::RetainTo(const std::string& device, std::string* why) {
+  const RetentionOptions& o = options_.retention;
+  wire::StreamMeta meta;
+  std::optional<std::pair<uint64_t, std::string>> acked;
+  if (!AckedBy(device, &meta, &acked) || meta.last() == 0) return uint64_t{0};
   // By acknowledgement: the seq every required follower holds.
   uint64_t to = 0;
-  if (held.empty()) {
+  if (!acked) {
     *why = "no follower has reported holding it";
   } else {
-    const size_t need = o.acks == 0 ? held.size() : std::min(o.acks, held.size());
-    const auto& [last, node] = held[need - 1];
-    to = last;
-    *why = "follower " + node + " holds up to " + Seq(last);
+    to = acked->first;
+    *why = "follower " + acked->second + " holds up to " + Seq(to);
   }
   // A local reader (an open cursor: `cairn tail`, a subscription) has yet to
   // read from its next seq on.
@@ -230,24 +241,13 @@ Result<uint64_t> Journal::Retain(const std::map<std::string, uint64_t>& floors) 
 
 std::string Journal::RetentionState(const std::string& device) const {
   wire::StreamMeta meta;
-  std::vector<std::pair<uint64_t, std::string>> held;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = streams_.find(device);
-    if (it == streams_.end()) return "";
-    meta = it->second->meta;
-    if (auto f = followers_.find(device); f != followers_.end()) {
-      for (const auto& [node, last] : f->second) held.emplace_back(last, node);
-    }
-  }
+  std::optional<std::pair<uint64_t, std::string>> acked;
+  if (!AckedBy(device, &meta, &acked)) return "";
   if (meta.first() > meta.snapshot() || meta.first() > meta.last()) return "";
   std::string s = "events " + Seq(meta.first()) + ".." + Seq(meta.snapshot()) +
                   " kept below the snapshot: ";
-  if (held.empty()) return s + "no follower has reported holding them";
-  std::sort(held.rbegin(), held.rend());
-  const size_t acks = options_.retention.acks;
-  const size_t need = acks == 0 ? held.size() : std::min(acks, held.size());
-  const auto& [last, node] = held[need - 1];
+  if (!acked) return s + "no follower has reported holding them";
+  const auto& [last, node] = *acked;
   if (last < meta.snapshot()) return s + "follower " + node + " holds up to " + Seq(last);
   if (const uint64_t floor = ReaderFloor(device); floor <= meta.snapshot()) {
     return s + "a local reader is at " + Seq(floor);
