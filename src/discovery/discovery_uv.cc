@@ -40,6 +40,22 @@ Result<int> Discovery::Start() {
   started_ = true;
   CHECK(uv_timer_init(loop_, &timer_) == 0);
   timer_.data = this;
+  endpoint_.set_on_refused([this](const std::string& why) {
+    const int64_t now = clock_->MonotonicMicros();
+    if (refused_logged_ && now - refused_logged_mono_ < 1'000'000) {
+      ++refused_unlogged_;
+      return;
+    }
+    refused_logged_ = true;
+    refused_logged_mono_ = now;
+    std::string line = why;
+    if (refused_unlogged_ > 0) {
+      line += " (and " + std::to_string(refused_unlogged_) +
+              " more refused since the last line)";
+      refused_unlogged_ = 0;
+    }
+    Log(line);
+  });
   CAIRN_ASSIGN_OR_RETURN(
       int port, endpoint_.Listen(config_.listen_host, config_.listen_port, Callbacks()));
   advertise_ = config_.advertise;
@@ -179,7 +195,15 @@ void Discovery::Perform(Action& a) {
       return PerformConnect(a);
     case K::kSend: {
       auto it = conns_.find(a.conn);
-      if (it != conns_.end() && it->second->open()) (void)it->second->Send(a.envelope);
+      if (it == conns_.end() || !it->second->open()) return;
+      // Our own messages (hello, pings, pongs, exchange, goodbye) are small: one
+      // refused is a write queue full of what the peer has not read.
+      if (Status s = it->second->Send(a.envelope);
+          s.code() == Status::Code::kResourceExhausted) {
+        Log("peer " + it->second->peer_id() + ": " + s.message() +
+            "; closing: it does not read what it is sent");
+        it->second->Abort("write queue full: the peer does not read");
+      }
       return;
     }
     case K::kClose: {

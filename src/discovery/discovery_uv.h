@@ -149,6 +149,11 @@ class Discovery {
   std::function<void()> stopped_;
   std::map<ConnId, tls::Connection*> conns_;
   std::map<const tls::Connection*, ConnId> ids_;
+  // Connections refused at accept: logged at most once a second, with a count of
+  // those not logged (a flood must not flood the log).
+  int64_t refused_logged_mono_ = 0;
+  bool refused_logged_ = false;
+  uint64_t refused_unlogged_ = 0;
 };
 
 }  // namespace cairn::discovery

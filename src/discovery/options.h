@@ -20,10 +20,11 @@ inline constexpr int kDefaultPort = 7411;
 struct Options {
   // Heartbeats: a ping once an active connection has received nothing for
   // ping_interval_ms; the peer goes to lifesupport after dead_interval_ms of silence.
-  // A connection that has not completed the hello exchange within dead_interval_ms
-  // of opening is closed too.
+  // A connection that has not completed the hello exchange within hello_timeout_ms
+  // of opening (TLS done) is closed.
   int64_t ping_interval_ms = 10'000;
   int64_t dead_interval_ms = 30'000;
+  int64_t hello_timeout_ms = 5'000;
   // Round-trip time: a ping goes out when a peer becomes active and then at least
   // every rtt_probe_interval_ms, busy or not; the smoothed answer times (as TCP's
   // SRTT, 1/8 per sample) rank otherwise equal peers in sync planning.
@@ -46,8 +47,13 @@ struct Options {
   int64_t dns_retry_ms = 10'000;
 
   // Limits.
-  size_t max_peers = 256;             // entries in the table, purgatory excluded
-  size_t max_subscribers = 64;        // subscriber connections (cairn tail --peer)
+  size_t max_peers = 256;               // entries in the table, purgatory excluded
+  size_t max_subscribers = 64;          // subscriber connections (cairn tail --peer)
+  size_t max_subscribers_per_cert = 8;  // of those, with one certificate
+  // Accepted connections of one certificate that have not completed their hello:
+  // more are closed at once (one certificate cannot hold many half-open
+  // connections, each with a partial frame buffered).
+  size_t max_pending_per_cert = 4;
   size_t max_addresses_per_peer = 4;  // addresses remembered for one node id
   size_t max_exchange_entries = 64;   // peers sent or read in one PeerExchange
   // What one peer's exchanges may put in our table: at most this many entries

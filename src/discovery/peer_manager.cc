@@ -241,7 +241,7 @@ std::optional<int64_t> PeerManager::NextDeadline() const {
   for (const auto& [id, c] : conns_) {
     if (!c.opened || c.closing) continue;
     if (!c.hello_done) {
-      consider(c.opened_mono + dead_us);
+      consider(c.opened_mono + options_.hello_timeout_ms * 1000);
     } else {
       consider(c.last_rx_mono + (c.ping_outstanding ? dead_us : ping_us));
       if (c.probe_nonce == 0) consider(c.probe_sent_mono + probe_us);

@@ -262,6 +262,8 @@ class PeerManager {
   // peer_manager_conn.cc: connections, hello, heartbeats, messages.
   ConnId NewConn(bool outgoing, const std::string& address, const std::string& key);
   void SendHello(ConnId conn);
+  // Accepted connections of `verified_id` that have not completed their hello.
+  size_t PendingFrom(const std::string& verified_id) const;
   void Send(ConnId conn, wire::Envelope envelope);
   void CloseConn(ConnId conn, const std::string& why, bool goodbye);
   void OnHello(Conn& c, const wire::Hello& hello);

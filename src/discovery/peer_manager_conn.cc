@@ -42,11 +42,21 @@ void PeerManager::OnOpened(ConnId conn, const std::string& verified_id,
 
 ConnId PeerManager::OnIncomingOpened(const std::string& verified_id,
                                      const std::string& remote_address) {
+  const size_t pending = PendingFrom(verified_id);
   ConnId id = NewConn(/*outgoing=*/false, remote_address, verified_id);
   Conn& c = conns_[id];
   c.opened = true;
   c.verified_id = verified_id;
   c.opened_mono = c.last_rx_mono = clock_->MonotonicMicros();
+  if (pending >= options_.max_pending_per_cert) {
+    const std::string why = std::to_string(pending) + " connections of '" + verified_id +
+                            "' have not completed their hello (limit " +
+                            std::to_string(options_.max_pending_per_cert) + ")";
+    actions_.push_back(Action::Log(
+        verified_id, "refused a connection from " + remote_address + ": " + why));
+    CloseConn(id, why, /*goodbye=*/false);
+    return id;
+  }
   SendHello(id);
   if (verified_id == self_id_) return id;
   Entry* e = Find(verified_id);
@@ -64,6 +74,14 @@ ConnId PeerManager::OnIncomingOpened(const std::string& verified_id,
   SetState(*e, verified_id, PeerState::kIncoming,
            "incoming connection from " + remote_address);
   return id;
+}
+
+size_t PeerManager::PendingFrom(const std::string& verified_id) const {
+  size_t n = 0;
+  for (const auto& [id, c] : conns_) {
+    if (!c.outgoing && !c.hello_done && !c.closing && c.verified_id == verified_id) ++n;
+  }
+  return n;
 }
 
 void PeerManager::SendHello(ConnId conn) {
@@ -249,8 +267,9 @@ void PeerManager::Heartbeat(Conn& c, int64_t now) {
   if (!c.opened || c.closing) return;
   const int64_t dead_us = options_.dead_interval_ms * 1000;
   if (!c.hello_done) {
-    if (now - c.opened_mono >= dead_us)
-      CloseConn(c.id, "no hello within " + Ms(dead_us), true);
+    const int64_t hello_us = options_.hello_timeout_ms * 1000;
+    if (now - c.opened_mono >= hello_us)
+      CloseConn(c.id, "no hello within " + Ms(hello_us), true);
     return;
   }
   const int64_t silent = now - c.last_rx_mono;

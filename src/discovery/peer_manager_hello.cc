@@ -58,6 +58,21 @@ void PeerManager::OnSubscriberHello(Conn& c) {
         c.id, "too many subscribers (" + std::to_string(options_.max_subscribers) + ")",
         true);
   }
+  size_t mine = 0;
+  for (const auto& [id, other] : conns_) {
+    if (other.subscriber && !other.closing && other.verified_id == c.verified_id) ++mine;
+  }
+  if (mine >= options_.max_subscribers_per_cert) {
+    actions_.push_back(Action::Log(
+        c.verified_id, "refused a subscriber: " + std::to_string(mine) +
+                           " subscriptions open with its "
+                           "certificate (limit " +
+                           std::to_string(options_.max_subscribers_per_cert) + ")"));
+    return CloseConn(c.id,
+                     "too many subscribers with certificate '" + c.verified_id + "' (" +
+                         std::to_string(options_.max_subscribers_per_cert) + ")",
+                     true);
+  }
   c.hello_done = true;
   c.subscriber = true;
   c.key = SubscriberName(c.verified_id, c.id);

@@ -53,20 +53,63 @@ Result<long> CheckChain(const std::string& device, const DevicePublicKey& key,
   return signed_at;
 }
 
+namespace {
+
+constexpr size_t kMaxChunkWireBytes = kMaxSnapshotChunkBytes + (64u << 10);
+
+std::string SnapshotName(const wire::SnapshotHeader& h) {
+  return "snapshot of '" + h.device() + "' at " + std::to_string(h.seq());
+}
+
+}  // namespace
+
+Status ForEachSnapshotChunk(const SnapshotData& snap,
+                            const std::function<Status(const wire::SnapshotChunk&)>& fn) {
+  const std::string what = SnapshotName(snap.header);
+  if (snap.encoded_chunks.empty()) {
+    for (const auto& chunk : snap.chunks) {
+      if (chunk.ByteSizeLong() > kMaxChunkWireBytes) {
+        return Status::InvalidArgument(what + " has a chunk over the 1 MiB limit");
+      }
+      CAIRN_RETURN_IF_ERROR(fn(chunk));
+    }
+    return Status::Ok();
+  }
+  wire::SnapshotChunk chunk;
+  for (const std::string& bytes : snap.encoded_chunks) {
+    if (bytes.size() > kMaxChunkWireBytes) {
+      return Status::InvalidArgument(what + " has a chunk over the 1 MiB limit");
+    }
+    if (!chunk.ParseFromString(bytes)) {
+      return Status::InvalidArgument(what + " has a chunk that does not parse");
+    }
+    CAIRN_RETURN_IF_ERROR(fn(chunk));
+  }
+  return Status::Ok();
+}
+
+Status CheckSnapshotHeader(const wire::SnapshotHeader& h, const DevicePublicKey& key) {
+  const std::string what = SnapshotName(h);
+  if (h.seq() == 0 || h.hash().size() != kHashBytes || h.digest().size() != kHashBytes) {
+    return Status::InvalidArgument(what + " is malformed");
+  }
+  if (!key.Verify(SnapshotSigMessage(h), h.sig())) {
+    return Status::Corruption(what + ": signature does not verify with the device key");
+  }
+  return Status::Ok();
+}
+
 Status CheckSnapshot(const SnapshotData& snap, const DevicePublicKey& key) {
   const wire::SnapshotHeader& h = snap.header;
-  const std::string what =
-      "snapshot of '" + h.device() + "' at " + std::to_string(h.seq());
-  if (h.seq() == 0 || h.hash().size() != kHashBytes || h.chunks() != snap.chunks.size()) {
+  const std::string what = SnapshotName(h);
+  if (h.seq() == 0 || h.hash().size() != kHashBytes || h.chunks() != snap.chunk_count()) {
     return Status::InvalidArgument(what + " is malformed");
   }
   SnapshotDigester digest;
-  for (const auto& chunk : snap.chunks) {
-    if (chunk.ByteSizeLong() > kMaxSnapshotChunkBytes + (64u << 10)) {
-      return Status::InvalidArgument(what + " has a chunk over the 1 MiB limit");
-    }
+  CAIRN_RETURN_IF_ERROR(ForEachSnapshotChunk(snap, [&](const wire::SnapshotChunk& chunk) {
     for (const auto& e : chunk.entries()) digest.Add(e);
-  }
+    return Status::Ok();
+  }));
   if (digest.Final() != h.digest()) {
     return Status::Corruption(what + ": entries do not match the signed digest");
   }

@@ -7,6 +7,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,5 +33,15 @@ Result<long> CheckChain(const std::string& device, const DevicePublicKey& key,
 // A snapshot must be well formed, match its signed digest and carry the device's
 // signature.
 Status CheckSnapshot(const SnapshotData& snap, const DevicePublicKey& key);
+
+// A snapshot header alone, before any chunk is taken: well formed and signed by
+// the device (the digest is checked once the chunks are in, by CheckSnapshot).
+Status CheckSnapshotHeader(const wire::SnapshotHeader& h, const DevicePublicKey& key);
+
+// Calls `fn` with each chunk of `snap` in order: its parsed chunks, or its
+// encoded ones parsed one at a time. Stops at the first error; InvalidArgument
+// for an encoded chunk over the chunk limit or one that does not parse.
+Status ForEachSnapshotChunk(const SnapshotData& snap,
+                            const std::function<Status(const wire::SnapshotChunk&)>& fn);
 
 }  // namespace cairn::journal

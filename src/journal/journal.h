@@ -126,10 +126,18 @@ struct KvItem {
 };
 
 struct SnapshotData {
+  size_t chunk_count() const {
+    return encoded_chunks.empty() ? chunks.size() : encoded_chunks.size();
+  }
+
   wire::SnapshotHeader header;
   // Chunks first_chunk, first_chunk + 1, …: all of them (1..header.chunks()) but
   // for ReadSnapshotChunks.
   std::vector<wire::SnapshotChunk> chunks;
+  // A snapshot received from a peer: its chunks as they arrived, serialized, in
+  // place of `chunks` (held as bytes, parsed one at a time at the install: a
+  // parsed chunk of many small entries takes many times its bytes).
+  std::vector<std::string> encoded_chunks;
   uint32_t first_chunk = 1;
   // ReadSnapshotChunks: the stream's first stored event when it was read (what
   // below it is gone, not merely covered by the snapshot).
@@ -196,6 +204,11 @@ class Journal {
   // but when we hold events, nothing shows that they lead to it (the events
   // between are not offered): Gap, nothing changed, unless AcceptGap(device).
   Result<uint64_t> InstallSnapshot(std::string_view cert_der, SnapshotData snapshot);
+  // The check a snapshot's header passes before any of its chunks is taken: a
+  // device we may receive (not one we are the source of), its certificate (or the
+  // one we hold) from the CA, the header signed with that device key. Runs on the
+  // caller's thread, without the writer.
+  Status CheckSnapshotHeader(std::string_view cert_der, const wire::SnapshotHeader& h);
   // The operator's decision (`cairn resync`): the next snapshot of `device` beyond
   // our head is installed although it cannot be checked, deleting our events.
   void AcceptGap(const std::string& device);

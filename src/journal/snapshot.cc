@@ -28,6 +28,10 @@ void PutSnapshot(leveldb::WriteBatch* batch, const SnapshotData& snap) {
     batch->Put(layout::SnapshotKey(device, static_cast<uint32_t>(i + 1)),
                snap.chunks[i].SerializeAsString());
   }
+  for (size_t i = 0; i < snap.encoded_chunks.size(); ++i) {  // checked: they parse
+    batch->Put(layout::SnapshotKey(device, static_cast<uint32_t>(i + 1)),
+               snap.encoded_chunks[i]);
+  }
 }
 
 // Puts `snap` in place of the stream's previous snapshot (deleting the old
@@ -77,6 +81,12 @@ Result<uint64_t> Journal::InstallSnapshot(std::string_view cert_der,
   op->snapshot = std::move(snapshot);
   Submit(std::move(op), /*may_write_here=*/true);
   return f.get();
+}
+
+Status Journal::CheckSnapshotHeader(std::string_view cert_der,
+                                    const wire::SnapshotHeader& h) {
+  CAIRN_ASSIGN_OR_RETURN(ReplicaStream start, BeginReplicaOp(h.device(), cert_der));
+  return journal::CheckSnapshotHeader(h, *start.key);
 }
 
 Result<uint64_t> Journal::DoSnapshot(const std::string& device) {
@@ -185,12 +195,14 @@ Result<uint64_t> Journal::DoInstall(Op& op) {
     next.clear_first_prev_hash();
     next.set_event_bytes(0);
     CAIRN_RETURN_IF_ERROR(DropExpired(&batch, device, UINT64_MAX, INT64_MIN));
-    for (const auto& chunk : snap.chunks) {
-      for (const auto& e : chunk.entries()) {
-        batch.Put(layout::KvKey(device, e.store(), e.key()),
-                  e.entry().SerializeAsString());
-      }
-    }
+    CAIRN_RETURN_IF_ERROR(
+        ForEachSnapshotChunk(snap, [&](const wire::SnapshotChunk& chunk) {
+          for (const auto& e : chunk.entries()) {
+            batch.Put(layout::KvKey(device, e.store(), e.key()),
+                      e.entry().SerializeAsString());
+          }
+          return Status::Ok();
+        }));
     next.set_last(h.seq());
     next.set_head_hash(h.hash());
     next.set_last_time_us(h.time_us());

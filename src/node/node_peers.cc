@@ -33,6 +33,8 @@ struct PeerLayer::Impl {
     d.dns_server = c.dns_server;
     d.options.peer_exchange = c.peer_exchange;
     d.options.dead_interval_ms = c.dead_interval_ms;
+    d.options.hello_timeout_ms =
+        std::min<int64_t>(d.options.hello_timeout_ms, c.dead_interval_ms);
     d.options.ping_interval_ms =
         std::min(d.options.ping_interval_ms, c.dead_interval_ms / 3);
     d.log = [](const std::string& line) { CAIRN_LOG(kWarn) << "discovery: " << line; };

@@ -22,7 +22,8 @@ void Engine::Send(const std::string& peer, wire::Envelope message) {
   actions_.push_back(std::move(a));
 }
 
-void Engine::Close(const std::string& peer, const std::string& reason) {
+// By value: callers pass a Follow's peer, which OnPeerGone may erase.
+void Engine::Close(std::string peer, const std::string& reason) {
   Action a;
   a.kind = Action::Kind::kClose;
   a.peer = peer;

@@ -22,6 +22,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -44,10 +45,17 @@ struct SyncOptions {
   // peer following a stream learns of new records from the records; the delta
   // is for the others, and one per commit costs every peer a message per event.
   int64_t catalogue_flush_ms = 10;
-  uint64_t switch_margin = 64;             // see planner.h
-  int64_t rtt_switch_min_us = 1000;        // see planner.h
-  size_t max_catalogue_entries = 250000;   // per peer
-  size_t max_snapshot_bytes = 256u << 20;  // one snapshot being received
+  uint64_t switch_margin = 64;            // see planner.h
+  int64_t rtt_switch_min_us = 1000;       // see planner.h
+  size_t max_catalogue_entries = 250000;  // per peer
+  // Snapshots being received are held as the bytes of their chunks (parsed one at
+  // a time at the install), counted as the memory they take: at most this much
+  // for one snapshot, for all those coming from one peer, and for the node. A
+  // header is checked (the device's certificate from the CA, its signature)
+  // before any chunk is taken; a peer past a limit is closed with the reason.
+  size_t max_snapshot_bytes = 256u << 20;
+  size_t max_snapshot_bytes_per_peer = 256u << 20;
+  size_t max_snapshot_bytes_total = 512u << 20;
   // Restore guard: refuse appends to our own devices until `guard_expected_peers`
   // peers have told us their heads (catching our streams up from them first).
   // There is no time limit: only those answers or an operator's release
@@ -114,6 +122,14 @@ class Engine {
   void set_high_water(std::function<bool(const std::string& peer)> f) {
     high_water_ = std::move(f);
   }
+  // Checks a snapshot's header (cert_der: the stream header's device
+  // certificate, may be empty) before any of its chunks is held; the peer is
+  // closed when it fails. Unset: headers are checked only at the install.
+  using HeaderCheck =
+      std::function<Status(const std::string& cert_der, const wire::SnapshotHeader&)>;
+  void set_snapshot_header_check(HeaderCheck f) { header_check_ = std::move(f); }
+  // Bytes of snapshot chunks held for assembly (see SyncOptions).
+  uint64_t snapshot_bytes_held() const { return ledger_.total; }
 
   // ---- local state
   void SetLocal(const std::vector<journal::StreamInfo>& catalogue);
@@ -213,18 +229,56 @@ class Engine {
     bool reading = false;
     bool header_sent = false;
   };
+  // Bytes held by snapshot assemblies, per peer and in all. An Assembly gives its
+  // bytes back when it ends, however it ends (installed, replaced, its follow
+  // erased), so the sums cannot drift.
+  struct AssemblyLedger {
+    uint64_t total = 0;
+    std::map<std::string, uint64_t> by_peer;
+  };
+  class Assembly {
+   public:
+    Assembly(AssemblyLedger* ledger, std::string peer,
+             const wire::SnapshotHeader& header);
+    ~Assembly();
+    Assembly(const Assembly&) = delete;
+    Assembly& operator=(const Assembly&) = delete;
+    const wire::SnapshotHeader& header() const { return data_.header; }
+    size_t chunks() const { return data_.encoded_chunks.size(); }
+    uint64_t bytes() const { return bytes_; }
+    void Add(std::string chunk);
+    // The snapshot, moved out; its bytes are given back.
+    journal::SnapshotData Take();
+
+   private:
+    void GiveBack();
+    AssemblyLedger* ledger_;
+    std::string peer_;
+    journal::SnapshotData data_;
+    uint64_t bytes_ = 0;
+  };
+  // A stream message waiting for the apply before it; a snapshot chunk travels
+  // as its bytes (`chunk`, the message's own chunk cleared).
+  struct Queued {
+    wire::Envelope m;
+    std::string chunk;
+    uint64_t bytes = 0;  // on the wire, for credit
+  };
   struct Follow {
     std::string peer;  // empty: the peer went away while an apply was running
     bool applying = false;
     // The apply in flight belongs to an earlier subscription (the peer went away,
     // or we moved to another): its completion grants no credit on this one.
     bool stale_apply = false;
-    std::deque<wire::Envelope> queue;  // Events and Snapshot messages, in order
+    std::deque<Queued> queue;  // Events and Snapshot messages, in order
     uint64_t queued_bytes = 0;
     uint64_t credit_owed = 0;  // applied on this subscription, not yet granted back
     std::string cert_der;
-    std::optional<journal::SnapshotData> assembling;
-    uint64_t assembling_bytes = 0;
+    std::unique_ptr<Assembly> assembling;
+    // The snapshot header last checked on this follow (seq and signature), so a
+    // header is checked once per snapshot, not once per chunk.
+    uint64_t checked_seq = 0;
+    std::string checked_sig;
     // After a probe (see OnApplyDone), messages still in flight from before it are
     // dropped until one starts at this seq (or is a snapshot).
     uint64_t resync_from = 0;
@@ -254,7 +308,7 @@ class Engine {
   void Replan();
   void FollowThrough(const std::string& device, const std::string& peer);
   void Send(const std::string& peer, wire::Envelope message);
-  void Close(const std::string& peer, const std::string& reason);
+  void Close(std::string peer, const std::string& reason);
   wire::CatalogueEntry LocalEntry(const std::string& device) const;
 
   // engine_stream.cc
@@ -277,10 +331,15 @@ class Engine {
   uint64_t GuardTarget(const std::string& device) const;
   void Release(const std::string& device, const std::string& reason);
   void Probe(const std::string& device, const std::string& peer);
-  bool TakeSnapshotChunk(const std::string& device, Follow& f, const wire::Snapshot& s);
+  bool CheckSnapshotHeader(const std::string& device, Follow& f, const wire::Snapshot& s);
+  uint64_t HeldFrom(const std::string& peer) const;  // snapshot bytes, see ledger_
+  bool TakeSnapshotChunk(const std::string& device, Follow& f, const wire::Snapshot& s,
+                         std::string chunk);
 
   SyncOptions options_;
   std::function<bool(const std::string&)> high_water_;
+  HeaderCheck header_check_;
+  AssemblyLedger ledger_;  // before following_: outlives every Assembly
   std::map<std::string, journal::StreamInfo> local_;
   std::set<std::string> dirty_;
   std::map<std::string, Peer> peers_;  // active peers

@@ -252,31 +252,107 @@ void Engine::OnStreamMessage(const std::string& peer, const std::string& device,
   if (f.queued_bytes > 2 * options_.initial_credit_bytes + (4u << 20)) {
     return Close(peer, "sent '" + device + "' beyond the credit granted");
   }
-  f.queue.push_back(std::move(m));
+  Queued q;
+  q.bytes = bytes;
+  if (m.has_snapshot()) {
+    if (!CheckSnapshotHeader(device, f, m.snapshot())) return;  // closed
+    // Held as bytes from here on: a parsed chunk of many small entries takes
+    // many times the bytes it came in.
+    q.chunk = m.snapshot().chunk().SerializeAsString();
+    m.mutable_snapshot()->clear_chunk();
+  }
+  q.m = std::move(m);
+  f.queue.push_back(std::move(q));
   ApplyNext(device);
+}
+
+// ---------------------------------------------------------------- assembly
+
+Engine::Assembly::Assembly(AssemblyLedger* ledger, std::string peer,
+                           const wire::SnapshotHeader& header)
+    : ledger_(ledger), peer_(std::move(peer)) {
+  data_.header = header;
+}
+
+Engine::Assembly::~Assembly() { GiveBack(); }
+
+void Engine::Assembly::Add(std::string chunk) {
+  const uint64_t n = chunk.capacity() + sizeof(std::string);
+  data_.encoded_chunks.push_back(std::move(chunk));
+  bytes_ += n;
+  ledger_->total += n;
+  ledger_->by_peer[peer_] += n;
+}
+
+journal::SnapshotData Engine::Assembly::Take() {
+  GiveBack();
+  return std::move(data_);
+}
+
+void Engine::Assembly::GiveBack() {
+  if (bytes_ == 0) return;
+  ledger_->total -= bytes_;
+  auto it = ledger_->by_peer.find(peer_);
+  CHECK(it != ledger_->by_peer.end() && it->second >= bytes_);
+  it->second -= bytes_;
+  if (it->second == 0) ledger_->by_peer.erase(it);
+  bytes_ = 0;
+}
+
+// A snapshot's header is checked when its first message arrives, before any of
+// its chunks is held: a peer cannot make us keep chunks of a snapshot its device
+// never signed. False when the peer was closed.
+bool Engine::CheckSnapshotHeader(const std::string& device, Follow& f,
+                                 const wire::Snapshot& s) {
+  const wire::SnapshotHeader& h = s.header();
+  if (h.device() != device) {
+    Close(f.peer,
+          "a snapshot header of '" + h.device() + "' in the stream of '" + device + "'");
+    return false;
+  }
+  if (!header_check_ || (f.checked_seq == h.seq() && f.checked_sig == h.sig()))
+    return true;
+  if (Status st = header_check_(f.cert_der, h); !st.ok()) {
+    Close(f.peer, "refused a snapshot header: " + st.message());
+    return false;
+  }
+  f.checked_seq = h.seq();
+  f.checked_sig = h.sig();
+  return true;
+}
+
+uint64_t Engine::HeldFrom(const std::string& peer) const {
+  auto it = ledger_.by_peer.find(peer);
+  return it == ledger_.by_peer.end() ? 0 : it->second;
 }
 
 // Collects snapshot chunks; true when the snapshot is complete.
 bool Engine::TakeSnapshotChunk(const std::string& device, Follow& f,
-                               const wire::Snapshot& s) {
-  if (!f.assembling || f.assembling->header.seq() != s.header().seq()) {
-    f.assembling.emplace();
-    f.assembling->header = s.header();
-    f.assembling_bytes = 0;
+                               const wire::Snapshot& s, std::string chunk) {
+  if (!f.assembling || f.assembling->header().seq() != s.header().seq()) {
+    f.assembling = std::make_unique<Assembly>(&ledger_, f.peer, s.header());
   }
   if (s.index() > 0) {
-    if (s.index() != f.assembling->chunks.size() + 1) {
+    if (s.index() != f.assembling->chunks() + 1 || s.index() > s.header().chunks()) {
       Close(f.peer, "snapshot chunks of '" + device + "' out of order");
       return false;
     }
-    f.assembling_bytes += s.chunk().ByteSizeLong();
-    f.assembling->chunks.push_back(s.chunk());
+    f.assembling->Add(std::move(chunk));
   }
-  if (f.assembling_bytes > options_.max_snapshot_bytes) {
-    Close(f.peer, "snapshot of '" + device + "' exceeds the size limit");
+  auto limit = [&](uint64_t held, uint64_t max, const std::string& of) {
+    if (held <= max) return false;
+    Close(f.peer, "snapshot of '" + device + "': " + std::to_string(held) +
+                      " bytes held " + of + ", over the limit of " + std::to_string(max));
+    return true;
+  };
+  if (limit(f.assembling->bytes(), options_.max_snapshot_bytes, "for it") ||
+      limit(HeldFrom(f.peer), options_.max_snapshot_bytes_per_peer,
+            "for snapshots from " + f.peer) ||
+      limit(ledger_.total, options_.max_snapshot_bytes_total,
+            "for snapshots on this node")) {
     return false;
   }
-  return f.assembling->chunks.size() == s.header().chunks();
+  return f.assembling->chunks() == s.header().chunks();
 }
 
 // Moves the records out of an Events message (the message is ours to empty).
@@ -295,13 +371,13 @@ void Engine::TakeRecords(wire::Envelope& m, std::vector<wire::Record>* out) {
 uint64_t Engine::TakeQueuedEvents(Follow& f, uint64_t batch,
                                   std::vector<wire::Record>* records) {
   uint64_t taken = 0;
-  while (!f.queue.empty() && f.queue.front().has_events()) {
-    const uint64_t bytes = f.queue.front().ByteSizeLong();
+  while (!f.queue.empty() && f.queue.front().m.has_events()) {
+    const uint64_t bytes = f.queue.front().bytes;
     if (batch + bytes > options_.read_chunk_bytes) break;
-    wire::Envelope m = std::move(f.queue.front());
+    Queued q = std::move(f.queue.front());
     f.queue.pop_front();
     f.queued_bytes -= std::min(f.queued_bytes, bytes);
-    TakeRecords(m, records);
+    TakeRecords(q.m, records);
     batch += bytes;
     taken += bytes;
   }
@@ -314,31 +390,31 @@ void Engine::ApplyNext(const std::string& device) {
   Follow& f = it->second;
   uint64_t credit = 0;
   while (!f.applying && !f.queue.empty()) {
-    wire::Envelope m = std::move(f.queue.front());
+    Queued q = std::move(f.queue.front());
     f.queue.pop_front();
-    const uint64_t bytes = m.ByteSizeLong();
+    const uint64_t bytes = q.bytes;
     f.queued_bytes -= std::min(f.queued_bytes, bytes);
     credit += bytes;
     Action a;
     a.peer = f.peer;
     a.device = device;
     a.cert_der = f.cert_der;
-    if (m.has_events()) {
+    if (q.m.has_events()) {
       a.kind = Action::Kind::kApply;
-      TakeRecords(m, &a.records);
+      TakeRecords(q.m, &a.records);
       credit += TakeQueuedEvents(f, bytes, &a.records);
     } else {
       const std::string peer = f.peer;
-      if (!TakeSnapshotChunk(device, f, m.snapshot())) {
+      if (!TakeSnapshotChunk(device, f, q.m.snapshot(), std::move(q.chunk))) {
         if (!peers_.count(peer)) return;  // closed
-        // Held for the snapshot, bounded by max_snapshot_bytes: its bytes are
+        // Held for the snapshot, bounded by the snapshot limits: its bytes are
         // owed now, or a snapshot bigger than the credit would stall the stream.
         OweCredit(device, f, credit);
         credit = 0;
         continue;
       }
       a.kind = Action::Kind::kInstall;
-      a.snapshot = std::move(*f.assembling);
+      a.snapshot = f.assembling->Take();
       f.assembling.reset();
     }
     a.credit = credit;

@@ -71,6 +71,11 @@ void SyncNode::Start() {
   handles_open_ = 5;
   engine_.set_high_water(
       [this](const std::string& peer) { return discovery_->AboveHighWater(peer); });
+  // One signature check per snapshot received, on the loop: before its chunks.
+  engine_.set_snapshot_header_check(
+      [this](const std::string& cert_der, const wire::SnapshotHeader& h) {
+        return journal_->CheckSnapshotHeader(cert_der, h);
+      });
   journal_->SetCommitListener([this](const std::string& device, uint64_t) {
     {
       std::lock_guard<std::mutex> l(mu_);

@@ -13,11 +13,12 @@ constexpr size_t kMaxFrameLimit = 64 << 20;
 
 }  // namespace
 
-Channel::Channel(const Context& context, Role role, size_t max_frame_bytes)
+Channel::Channel(const Context& context, Role role, size_t max_frame_bytes,
+                 size_t first_frame_bytes)
     : max_frame_bytes_(max_frame_bytes),
       role_(role),
       ssl_(SSL_new(context.native())),
-      reader_(max_frame_bytes) {
+      reader_(max_frame_bytes, first_frame_bytes) {
   CHECK(max_frame_bytes > 0 && max_frame_bytes <= kMaxFrameLimit) << max_frame_bytes;
   CHECK(ssl_ != nullptr) << OpenSslErrors();
   rbio_ = BIO_new(BIO_s_mem());

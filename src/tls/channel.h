@@ -44,9 +44,11 @@ class Channel {
     bool peer_closed = false;              // the peer sent close_notify
   };
 
-  // REQUIRES: 0 < max_frame_bytes <= 64 MiB.
+  // REQUIRES: 0 < max_frame_bytes <= 64 MiB. first_frame_bytes: the limit of the
+  // first message received (the hello; 0: max_frame_bytes).
   Channel(const Context& context, Role role,
-          size_t max_frame_bytes = wire::kDefaultMaxFrameBytes);
+          size_t max_frame_bytes = wire::kDefaultMaxFrameBytes,
+          size_t first_frame_bytes = 0);
   ~Channel();
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;

@@ -39,7 +39,8 @@ Connection::Connection(Key, Endpoint* endpoint, uint64_t id, Role role,
       callbacks_(std::move(callbacks)),
       channel_(endpoint->context(),
                role == Role::kClient ? Channel::Role::kClient : Channel::Role::kServer,
-               endpoint->options().max_frame_bytes),
+               endpoint->options().max_frame_bytes,
+               endpoint->options().first_frame_bytes),
       budget_(endpoint->options().write_high_water_bytes,
               endpoint->options().write_low_water_bytes,
               WriteLimit(endpoint->options())) {}
@@ -78,13 +79,16 @@ void Connection::OnConnected(int status) {
   StartHandshake();
 }
 
-void Connection::StartAccepted() {
-  tcp_connected_ = true;
+void Connection::ReadRemoteAddress() {
   sockaddr_storage peer;
   int len = sizeof(peer);
   if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
     remote_address_ = FormatAddress(reinterpret_cast<sockaddr*>(&peer));
   }
+}
+
+void Connection::StartAccepted() {
+  tcp_connected_ = true;
   StartHandshake();
 }
 
@@ -182,11 +186,27 @@ Status Connection::SendSerialized(std::string_view message) {
   return s;
 }
 
-void Connection::Flush() {
-  if (state_ == State::kClosed || !tcp_connected_ || channel_.ciphertext_pending() == 0)
-    return;
+// Writes are coalesced: one uv_write at a time, carrying every byte the channel
+// holds. Bytes queued while it runs wait in the channel's buffer and go in the
+// next one, so a thousand small messages to a peer that does not read cost one
+// buffer (what the budget counts), not a thousand requests. `force`: write now
+// even with a write in flight (the last bytes before a shutdown, which libuv
+// orders after the writes already queued).
+void Connection::Flush(bool force) {
+  if (state_ == State::kClosed || !tcp_connected_ || shutdown_started_) return;
+  const size_t pending = channel_.ciphertext_pending();
+  if (pending > pending_counted_) {
+    const bool high = budget_.Add(pending - pending_counted_);
+    pending_counted_ = pending;
+    if (high && state_ == State::kOpen && callbacks_.on_high_water) {
+      callbacks_.on_high_water(*this);
+      if (state_ == State::kClosed || shutdown_started_) return;
+    }
+  }
+  if (pending == 0 || (writes_in_flight_ > 0 && !force)) return;
   auto req = std::make_unique<WriteReq>();
   req->data = channel_.TakeCiphertext();
+  pending_counted_ = 0;  // still counted by the budget, as in flight
   req->connection = this;
   req->req.data = req.get();
   uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
@@ -195,23 +215,25 @@ void Connection::Flush() {
                       std::unique_ptr<WriteReq> done(static_cast<WriteReq*>(w->data));
                       done->connection->OnWriteDone(done->data.size(), status);
                     });
-  if (rc < 0)
+  if (rc < 0) {
+    budget_.Remove(req->data.size());
     return BeginClose({CloseReason::Kind::kNetwork, UvError("write", rc)}, false);
-  size_t bytes = req->data.size();
-  req.release();  // owned by libuv until the callback
-  if (budget_.Add(bytes) && state_ == State::kOpen && callbacks_.on_high_water) {
-    callbacks_.on_high_water(*this);
   }
+  ++writes_in_flight_;
+  req.release();  // owned by libuv until the callback
 }
 
 void Connection::OnWriteDone(size_t bytes, int status) {
+  --writes_in_flight_;
   bool drained = budget_.Remove(bytes);
   if (status < 0) {
     if (status != UV_ECANCELED)
       BeginClose({CloseReason::Kind::kNetwork, UvError("write", status)}, false);
     return;
   }
-  if (drained && state_ == State::kOpen && callbacks_.on_drained)
+  Flush();  // what queued up meanwhile
+  if (drained && state_ == State::kOpen && callbacks_.on_drained &&
+      !budget_.above_high_water())
     callbacks_.on_drained(*this);
 }
 
@@ -236,7 +258,7 @@ void Connection::BeginClose(CloseReason reason, bool orderly) {
   if (state_ != State::kClosing) return;  // the callback aborted us
   if (!orderly || !tcp_connected_) return CloseHandles(/*reset=*/true);
   channel_.Shutdown();
-  Flush();
+  Flush(/*force=*/true);
   if (state_ != State::kClosing) return;
   int rc = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_),
                        [](uv_shutdown_t* req, int status) {

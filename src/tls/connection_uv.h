@@ -69,6 +69,7 @@ class Connection {
   Role role() const { return role_; }
   // True from on_open until the connection starts closing.
   bool open() const { return state_ == State::kOpen; }
+  bool handshaking() const { return state_ == State::kHandshaking; }
   // The peer's verified node id (its certificate's CN); empty before on_open.
   const std::string& peer_id() const { return channel_.peer_id(); }
   // "IP:port" of the peer, once TCP is connected; empty before.
@@ -104,6 +105,9 @@ class Connection {
   // Driven by the Endpoint.
   void Init(uv_loop_t* loop);
   int StartConnect(const sockaddr* address);
+  // An accepted connection: its remote address, read first so that the Endpoint
+  // can refuse it; then the handshake.
+  void ReadRemoteAddress();
   void StartAccepted();
   uv_tcp_t* tcp() { return &tcp_; }
 
@@ -116,7 +120,7 @@ class Connection {
   void OnShutdown(int status);
   void OnTimer();
   void ArmTimer(uint64_t timeout_ms);
-  void Flush();
+  void Flush(bool force = false);
   void BeginClose(CloseReason reason, bool orderly);
   void MaybeFinishClose();
   void CloseHandles(bool reset);
@@ -141,6 +145,8 @@ class Connection {
   bool shutdown_started_ = false;
   bool shutdown_done_ = false;
   bool eof_ = false;
+  int writes_in_flight_ = 0;
+  size_t pending_counted_ = 0;  // of the channel's ciphertext, added to budget_
   std::string remote_address_;
 };
 

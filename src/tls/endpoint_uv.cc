@@ -5,6 +5,15 @@
 #include "base/check.h"
 
 namespace cairn::tls {
+namespace {
+
+// "IP" of "IP:port" or "[v6]:port".
+std::string HostOf(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+}  // namespace
 
 // An accepted socket refused at the connection limit: reset, then freed by its
 // close callback.
@@ -103,10 +112,34 @@ void Endpoint::OnIncoming(int status) {
     c->Abort("accept failed");
     return;
   }
+  c->ReadRemoteAddress();
+  const std::string host = HostOf(c->remote_address());
+  if (const size_t n = HandshakesFrom(host); n >= options_.max_handshakes_per_ip) {
+    c->set_callbacks({});
+    c->Abort("too many handshakes from " + host);
+    if (on_refused_) {
+      on_refused_("refused a connection from " + host + ": " + std::to_string(n) +
+                  " TLS handshakes from that address in progress (limit " +
+                  std::to_string(options_.max_handshakes_per_ip) + ")");
+    }
+    return;
+  }
   c->StartAccepted();
 }
 
-void Endpoint::Reject(const std::string&) {
+size_t Endpoint::HandshakesFrom(const std::string& host) const {
+  size_t n = 0;
+  for (const auto& [id, c] : connections_) {
+    if (c->role() == Connection::Role::kServer && c->handshaking() &&
+        HostOf(c->remote_address()) == host) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+void Endpoint::Reject(const std::string& why) {
+  if (on_refused_) on_refused_("refused a connection: " + why);
   auto rejected = std::make_unique<Rejected>();
   rejected->endpoint = this;
   CHECK(uv_tcp_init(loop_, &rejected->tcp) == 0);

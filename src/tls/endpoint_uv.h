@@ -55,6 +55,12 @@ class Endpoint {
   // returns if none is open. May be called again; every `done` runs once.
   void Close(std::function<void()> done);
 
+  // Told why an incoming connection was refused at accept (the connection limit,
+  // too many handshakes from one address): for the node's log.
+  void set_on_refused(std::function<void(const std::string& why)> f) {
+    on_refused_ = std::move(f);
+  }
+
   size_t connection_count() const { return connections_.size(); }
   const Context& context() const { return *context_; }
   const Options& options() const { return options_; }
@@ -67,6 +73,7 @@ class Endpoint {
   static void OnConnectionCb(uv_stream_t* server, int status);
   void OnIncoming(int status);
   void Reject(const std::string& why);
+  size_t HandshakesFrom(const std::string& host) const;
   Connection* Add(Connection::Role role, ConnectionCallbacks callbacks);
   // Called by a Connection when its last handle has closed; destroys it.
   void Release(Connection* connection);
@@ -77,6 +84,7 @@ class Endpoint {
   std::shared_ptr<const Context> context_;
   Options options_;
   ConnectionCallbacks accept_callbacks_;
+  std::function<void(const std::string&)> on_refused_;
   uv_tcp_t listener_;
   bool listen_called_ = false;
   bool listening_ = false;   // listener_ is initialized and not yet closed

@@ -1,10 +1,15 @@
 #include "tls/frame_reader.h"
 
+#include <algorithm>
+
 #include "base/check.h"
 
 namespace cairn::tls {
 
-FrameReader::FrameReader(size_t max_frame_bytes) : max_frame_bytes_(max_frame_bytes) {
+FrameReader::FrameReader(size_t max_frame_bytes, size_t first_frame_bytes)
+    : max_frame_bytes_(max_frame_bytes),
+      limit_(first_frame_bytes == 0 ? max_frame_bytes
+                                    : std::min(first_frame_bytes, max_frame_bytes)) {
   CHECK(max_frame_bytes_ > 0);
 }
 
@@ -23,12 +28,14 @@ void FrameReader::Append(std::string_view bytes) {
 Result<std::optional<wire::Envelope>> FrameReader::Next() {
   if (!error_.ok()) return error_;
   std::string_view rest = std::string_view(buffer_).substr(pos_);
-  wire::DecodeResult frame = wire::DecodeFrame(rest, max_frame_bytes_);
+  wire::DecodeResult frame = wire::DecodeFrame(rest, limit_);
   if (frame.state == wire::DecodeState::kNeedMore) {
     return std::optional<wire::Envelope>();
   }
   if (frame.state == wire::DecodeState::kMalformed) {
-    error_ = Status::Corruption(frame.reason);
+    error_ = Status::Corruption(first_ && limit_ < max_frame_bytes_
+                                    ? frame.reason + " of the first frame (the hello)"
+                                    : frame.reason);
     return error_;
   }
   std::optional<wire::Envelope> message(std::in_place);
@@ -39,6 +46,8 @@ Result<std::optional<wire::Envelope>> FrameReader::Next() {
     return error_;
   }
   pos_ += frame.consumed;
+  first_ = false;
+  limit_ = max_frame_bytes_;
   if (pos_ == buffer_.size()) {
     // Give back the memory of a large frame; small buffers are kept for reuse.
     if (buffer_.capacity() > kMaxAppendBytes * 4) buffer_ = std::string();

@@ -4,6 +4,8 @@
 //
 // Bounded: the reader holds at most one partial frame plus the last piece appended,
 // because a frame over the limit is refused as soon as its 4-byte length is seen.
+// The first frame has a limit of its own (the hello, sent before the peer is known
+// to be a node: a connection that never says hello holds little).
 // After an error the stream can never recover: close the connection with the reason.
 //
 // Thread-safety: none; one reader per connection, on that connection's thread.
@@ -25,7 +27,9 @@ class FrameReader {
   // The most bytes one Append may add.
   static constexpr size_t kMaxAppendBytes = 64 << 10;
 
-  explicit FrameReader(size_t max_frame_bytes = wire::kDefaultMaxFrameBytes);
+  // first_frame_bytes: the limit of the first frame (0: max_frame_bytes).
+  explicit FrameReader(size_t max_frame_bytes = wire::kDefaultMaxFrameBytes,
+                       size_t first_frame_bytes = 0);
 
   // Buffers plaintext. REQUIRES: bytes.size() <= kMaxAppendBytes, and Next() was
   // called until it returned no message since the previous Append.
@@ -40,6 +44,8 @@ class FrameReader {
 
  private:
   size_t max_frame_bytes_;
+  size_t limit_;  // of the next frame: first_frame_bytes, then max_frame_bytes_
+  bool first_ = true;
   std::string buffer_;
   size_t pos_ = 0;  // bytes of buffer_ already consumed
   Status error_;

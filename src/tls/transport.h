@@ -17,10 +17,14 @@ struct Options {
   // The largest message payload sent or accepted; a larger incoming frame closes
   // the connection, a larger outgoing message is refused by Send.
   size_t max_frame_bytes = wire::kDefaultMaxFrameBytes;
+  // The first message received on a connection (the hello, before the layer above
+  // knows what the peer is) may be at most this big: a connection that never
+  // completes its hello holds at most this much of a partial frame.
+  size_t first_frame_bytes = 64 << 10;
   // Outgoing: TCP connect must complete within this.
   uint64_t connect_timeout_ms = 10'000;
   // Both sides: the TLS handshake must complete within this after TCP is up.
-  uint64_t handshake_timeout_ms = 10'000;
+  uint64_t handshake_timeout_ms = 5'000;
   // Orderly close: how long to wait for the peer to finish after our close_notify.
   uint64_t close_timeout_ms = 2'000;
   // Back-pressure: crossing the high-water mark of queued write bytes calls
@@ -32,6 +36,9 @@ struct Options {
   size_t write_limit_bytes = 0;
   // Connections open at once (accepted + outgoing); more are refused at accept.
   size_t max_connections = 1024;
+  // Accepted connections from one IP address still in the TLS handshake; more from
+  // that address are refused at accept (one host cannot hold every handshake slot).
+  size_t max_handshakes_per_ip = 64;
 };
 
 // Why a connection ended, delivered once to the layer above.

@@ -8,6 +8,7 @@ Options FastOptions() {
   Options o;
   o.ping_interval_ms = 100;
   o.dead_interval_ms = 300;
+  o.hello_timeout_ms = 300;
   o.backoff_initial_ms = 50;
   o.backoff_max_ms = 400;
   o.max_attempts = 3;

@@ -107,7 +107,7 @@ TEST_F(HelloTest, UnknownMessageAfterHelloIsIgnoredAndOthersAreDelivered) {
   EXPECT_EQ(Of(K::kDeliver)[0].envelope.subscribe().device(), "dev");
 }
 
-TEST_F(HelloTest, NoHelloWithinTheDeadIntervalIsClosed) {
+TEST_F(HelloTest, NoHelloWithinTheHelloTimeoutIsClosed) {
   ConnId conn = pm_->OnIncomingOpened("c", "10.0.0.3:50000");
   AdvanceMs(299);
   Take();
@@ -115,6 +115,57 @@ TEST_F(HelloTest, NoHelloWithinTheDeadIntervalIsClosed) {
   AdvanceMs(1);
   Take();
   EXPECT_EQ(CloseReasonOf(conn), "no hello within 300 ms");
+}
+
+// One certificate may hold only a few accepted connections before their hello:
+// each holds a partial frame, and a flood of them would hold many.
+TEST_F(HelloTest, ConnectionsOfOneCertificateBeforeHelloAreCapped) {
+  Options o = FastOptions();
+  o.max_pending_per_cert = 2;
+  Remake(o);
+  ConnId a = pm_->OnIncomingOpened("m", "10.0.0.9:1");
+  ConnId b = pm_->OnIncomingOpened("m", "10.0.0.9:2");
+  Take();
+  EXPECT_TRUE(Of(K::kClose).empty());
+  ConnId c = pm_->OnIncomingOpened("m", "10.0.0.9:3");
+  Take();
+  EXPECT_EQ(CloseReasonOf(c),
+            "2 connections of 'm' have not completed their hello (limit 2)");
+  bool logged = false;
+  for (const Action& l : Of(K::kLog)) logged |= l.node_id == "m";
+  EXPECT_TRUE(logged);
+  // Another certificate is not held back by it.
+  pm_->OnIncomingOpened("n", "10.0.0.10:1");
+  Take();
+  EXPECT_TRUE(Of(K::kClose).empty());
+  // Once one of m's completes its hello (or goes), m may open another.
+  pm_->OnMessage(a, Hello("m"));
+  pm_->OnClosed(b, "gone");
+  pm_->OnClosed(c, "refused");
+  Take();
+  ConnId d = pm_->OnIncomingOpened("m", "10.0.0.9:4");
+  Take();
+  EXPECT_EQ(CloseReasonOf(d), "");
+}
+
+TEST_F(HelloTest, SubscribersOfOneCertificateAreCapped) {
+  Options o = FastOptions();
+  o.max_subscribers_per_cert = 2;
+  Remake(o);
+  for (int i = 0; i < 3; ++i) {
+    ConnId conn = pm_->OnIncomingOpened("reader", "10.0.0.7:" + std::to_string(i + 1));
+    wire::Envelope m = Hello("reader");
+    m.mutable_hello()->set_subscriber(true);
+    pm_->OnMessage(conn, std::move(m));
+    Take();
+    if (i < 2) {
+      EXPECT_EQ(Of(K::kSubscriberActive).size(), 1u) << i;
+    } else {
+      EXPECT_TRUE(Of(K::kSubscriberActive).empty());
+      EXPECT_EQ(CloseReasonOf(conn),
+                "too many subscribers with certificate 'reader' (2)");
+    }
+  }
 }
 
 TEST_F(HelloTest, GoodbyeClosesWithThePeersReason) {

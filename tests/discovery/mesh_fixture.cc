@@ -21,6 +21,7 @@ DiscoveryConfig MeshTest::FastConfig() {
   c.listen_port = 0;
   c.options.ping_interval_ms = 100;
   c.options.dead_interval_ms = 300;
+  c.options.hello_timeout_ms = 300;
   c.options.backoff_initial_ms = 50;
   c.options.backoff_max_ms = 400;
   c.options.max_attempts = 50;

@@ -18,7 +18,8 @@ import threading
 import time
 
 # Envelope fields (src/wire/cairn.proto).
-HELLO, PING, PONG, PEER_EXCHANGE, CATALOGUE = 1, 2, 3, 5, 6
+HELLO, PING, PONG, PEER_EXCHANGE, CATALOGUE, SUBSCRIBE = 1, 2, 3, 5, 6, 7
+STREAM_HEADER, SNAPSHOT = 10, 11
 PROTOCOL_VERSION = 1
 
 
@@ -80,18 +81,13 @@ class HostilePeer:
     """A TLS connection to a node that has completed the hello; answers pings in
     the background so that it stays active, and counts what it receives."""
 
-    def __init__(self, host, port, pki, name, timeout=10):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        ctx.load_verify_locations(os.path.join(pki, "ca.crt"))
-        ctx.load_cert_chain(os.path.join(pki, name + ".crt"), os.path.join(pki, name + ".key"))
-        ctx.check_hostname = False
-        raw = socket.create_connection((host, port), timeout=timeout)
-        self.sock = ctx.wrap_socket(raw)
+    def __init__(self, host, port, pki, name, timeout=10, keep_reading=True):
+        self.sock = tls_socket(host, port, pki, name, timeout)
         self.lock = threading.Lock()
         self.received = {}  # Envelope field number -> count
         self.closed = False
         self.hello_seen = threading.Event()
+        self.keep_reading = keep_reading  # False: stop reading once the hello came
         self.send(hello(name))
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -119,11 +115,22 @@ class HostilePeer:
                     self.received[number] = self.received.get(number, 0) + 1
                     if number == HELLO:
                         self.hello_seen.set()
+                        if not self.keep_reading:
+                            return
                     elif number == PING:
                         self.send(envelope(PONG, body))
         except (OSError, ssl.SSLError, IndexError):
             pass
         self.closed = True
+
+    def send_many(self, messages):
+        """Sends many messages in one write (a flood), or until the node closes."""
+        blob = b"".join(len(m).to_bytes(4, "big") + m for m in messages)
+        try:
+            with self.lock:
+                self.sock.sendall(blob)
+        except (OSError, ssl.SSLError):
+            self.closed = True
 
     def close(self):
         try:
@@ -136,6 +143,31 @@ class HostilePeer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def tls_socket(host, port, pki, name, timeout=10):
+    """A TLS connection with `name`'s certificate and nothing sent on it."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(os.path.join(pki, "ca.crt"))
+    ctx.load_cert_chain(os.path.join(pki, name + ".crt"), os.path.join(pki, name + ".key"))
+    ctx.check_hostname = False
+    raw = socket.create_connection((host, port), timeout=timeout)
+    return ctx.wrap_socket(raw)
+
+
+def is_closed(sock, wait=0.5):
+    """True when the node has ended (or reset) the connection."""
+    sock.settimeout(wait)
+    try:
+        while True:
+            data = sock.recv(1 << 16)
+            if not data:
+                return True
+    except (socket.timeout, TimeoutError):
+        return False
+    except (OSError, ssl.SSLError):
+        return True
 
 
 def rss_mb(pid):
@@ -197,11 +229,16 @@ class Network:
         """cairnd `name` on 127.0.0.1:port with its certificate; waits for its socket."""
         data = self.data(name)
         log = open(data + ".log", "a")
+        # A sanitized build keeps freed memory in a quarantine (256 MiB by default),
+        # which would show as the node's growth: keep it small, so that RSS
+        # measures what the node holds.
+        env = dict(os.environ)
+        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8").lstrip(":")
         p = subprocess.Popen(
             [self.cairnd, "--data", data, "--listen", f"127.0.0.1:{port}",
              "--ca", self.pki + "/ca.crt", "--cert", f"{self.pki}/{name}.crt",
              "--key", f"{self.pki}/{name}.key", *extra],
-            stdout=log, stderr=log)
+            stdout=log, stderr=log, env=env)
         self.procs.append(p)
         if not wait_for(lambda: os.path.exists(os.path.join(data, "cairn.sock")), 20):
             raise RuntimeError(f"{name} did not start: " + self.log(name)[-2000:])

@@ -471,6 +471,101 @@ TEST(EngineTest, SnapshotChunksHeldForTheInstallAreOwedCredit) {
   EXPECT_LE(granted, held);
 }
 
+wire::Envelope ChunkOf(uint64_t seq, uint32_t chunks, uint32_t index, size_t bytes,
+                       const std::string& sig = "signed") {
+  wire::Envelope m;
+  auto* s = m.mutable_snapshot();
+  s->mutable_header()->set_device("d");
+  s->mutable_header()->set_seq(seq);
+  s->mutable_header()->set_chunks(chunks);
+  s->mutable_header()->set_sig(sig);
+  s->set_index(index);
+  s->mutable_chunk()->add_entries()->set_key(std::string(bytes, 'k'));
+  return m;
+}
+
+std::string CloseReason(const std::vector<Action>& actions) {
+  for (const auto& a : actions) {
+    if (a.kind == Action::Kind::kClose) return a.reason;
+  }
+  return "";
+}
+
+// A header is checked once per snapshot, before any chunk is held: a peer that
+// sends chunks under a header its device never signed is closed, holding nothing.
+TEST(EngineTest, ASnapshotHeaderIsCheckedBeforeAnyChunkIsHeld) {
+  Engine e;
+  int checks = 0;
+  e.set_snapshot_header_check([&](const std::string&, const wire::SnapshotHeader& h) {
+    ++checks;
+    return h.sig() == "signed" ? Status::Ok()
+                               : Status::Corruption("signature does not verify");
+  });
+  FollowDThroughSrc(e);
+  for (uint32_t i = 1; i <= 3; ++i) e.OnMessage("src", ChunkOf(50, 4, i, 100));
+  EXPECT_EQ(checks, 1) << "one check per snapshot, not per chunk";
+  EXPECT_GT(e.snapshot_bytes_held(), 300u);
+  EXPECT_EQ(CloseReason(e.TakeActions()), "");
+  // Another snapshot under a forged header: refused at its first chunk.
+  e.OnMessage("src", ChunkOf(60, 4, 1, 100, "forged"));
+  EXPECT_EQ(CloseReason(e.TakeActions()),
+            "refused a snapshot header: signature does not verify");
+  e.OnPeerGone("src");
+  EXPECT_EQ(e.snapshot_bytes_held(), 0u) << "the assembly gave its bytes back";
+}
+
+// What snapshots in assembly hold is counted as the bytes kept, and bounded per
+// snapshot, per peer and per node; whatever ends an assembly gives them back.
+TEST(EngineTest, SnapshotAssemblyIsBoundedPerPeerAndPerNode) {
+  SyncOptions o;
+  o.max_snapshot_bytes = 1u << 20;
+  o.max_snapshot_bytes_per_peer = 1u << 20;
+  o.max_snapshot_bytes_total = 1536u << 10;
+  Engine e(o);
+  e.SetLocal({});
+  auto chunk = [](const std::string& device, uint32_t index) {
+    wire::Envelope m = ChunkOf(50, 100, index, 300u << 10);
+    m.mutable_snapshot()->mutable_header()->set_device(device);
+    return m;
+  };
+  auto activate = [&](const std::string& peer,
+                      std::vector<std::pair<std::string, uint64_t>> catalogue) {
+    e.OnPeerActive(peer);
+    e.OnMessage(peer, CatalogueOf(std::move(catalogue)));
+    e.TakeActions();
+  };
+  // One snapshot over its limit.
+  activate("p", {{"d", 100}, {"d3", 100}});
+  for (uint32_t i = 1; i <= 3; ++i) e.OnMessage("p", chunk("d", i));
+  EXPECT_EQ(CloseReason(e.TakeActions()), "");
+  EXPECT_GE(e.snapshot_bytes_held(), 900u << 10) << "counts what is held, not less";
+  e.OnMessage("p", chunk("d", 4));
+  EXPECT_NE(CloseReason(e.TakeActions()).find("for it, over the limit of 1048576"),
+            std::string::npos);
+  e.OnPeerGone("p");
+  EXPECT_EQ(e.snapshot_bytes_held(), 0u);
+  // Two snapshots from one peer, each within its limit, over the peer's.
+  activate("p", {{"d", 100}, {"d3", 100}});
+  for (uint32_t i = 1; i <= 2; ++i) e.OnMessage("p", chunk("d", i));
+  e.OnMessage("p", chunk("d3", 1));
+  EXPECT_EQ(CloseReason(e.TakeActions()), "");
+  e.OnMessage("p", chunk("d3", 2));
+  EXPECT_NE(CloseReason(e.TakeActions()).find("for snapshots from p, over the limit"),
+            std::string::npos);
+  e.OnPeerGone("p");
+  EXPECT_EQ(e.snapshot_bytes_held(), 0u);
+  // Two peers, each within its limit, over the node's.
+  activate("p", {{"d", 100}});
+  activate("q", {{"d2", 100}});
+  for (uint32_t i = 1; i <= 3; ++i) e.OnMessage("p", chunk("d", i));
+  for (uint32_t i = 1; i <= 2; ++i) e.OnMessage("q", chunk("d2", i));
+  EXPECT_EQ(CloseReason(e.TakeActions()), "");
+  e.OnMessage("q", chunk("d2", 3));
+  EXPECT_NE(
+      CloseReason(e.TakeActions()).find("for snapshots on this node, over the limit"),
+      std::string::npos);
+}
+
 TEST(EngineTest, EventsQueuedBehindAWriteGoIntoTheNextOne) {
   Engine e;
   e.OnPeerActive("src");

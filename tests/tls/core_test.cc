@@ -53,6 +53,27 @@ TEST(FrameReaderTest, OversizedFrameFailsOnItsHeaderAndStaysFailed) {
   EXPECT_FALSE(reader.Next().ok());
 }
 
+// The first frame (the hello) has a small limit of its own: a connection that
+// never says hello holds little. After it, frames up to the full limit pass.
+TEST(FrameReaderTest, TheFirstFrameHasASmallerLimit) {
+  FrameReader big_first(1 << 20, 16);
+  big_first.Append(std::string("\x00\x00\x01\x00", 4));
+  Result<std::optional<wire::Envelope>> next = big_first.Next();
+  ASSERT_FALSE(next.ok());
+  EXPECT_EQ(next.status().message(),
+            "frame of 256 bytes exceeds the limit of 16 of the first frame (the hello)");
+
+  FrameReader reader(1 << 20, 16);
+  wire::Envelope big;
+  big.mutable_goodbye()->set_reason(std::string(200, 'x'));
+  reader.Append(Frame(Ping(1)) + Frame(big));
+  next = reader.Next();
+  ASSERT_TRUE(next.ok() && next->has_value());
+  next = reader.Next();
+  ASSERT_TRUE(next.ok() && next->has_value()) << "the second frame has the full limit";
+  EXPECT_EQ((*next)->goodbye().reason().size(), 200u);
+}
+
 TEST(FrameReaderTest, UndecodableMessageFails) {
   FrameReader reader(16);
   reader.Append(std::string("\x00\x00\x00\x02\xff\xff", 6));

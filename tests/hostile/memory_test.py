@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""What one certificate of the network can make a node hold (issue 14, items 2
+and 4), against a real cairnd.
+
+Mallory holds a valid node certificate. The victim follows device src through
+the honest node src. Mallory tries, one after the other:
+
+  1. Half-open connections: many TLS connections with its certificate that never
+     say hello, each with a partial frame. At most 4 of one certificate may be
+     waiting for their hello (more are closed at once), the first frame (the
+     hello) may be at most 64 KiB, and a hello must come within 5 s.
+  2. A ping flood it never reads: the pongs are coalesced into one write buffer
+     per connection, bounded by the write limit, and a peer that does not read
+     what fills it is closed.
+  3. Snapshot chunks of an invented device: the header is checked (the device
+     certificate from the CA, its signature) before any chunk is held.
+
+After each: the victim's memory has grown by less than a stated bound, an honest
+append at src still reaches the victim, and the log names mallory and the limit.
+
+    memory_test.py CAIRND CAIRN CERTS_DIR
+"""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer import (CATALOGUE, PING, SNAPSHOT, STREAM_HEADER, SUBSCRIBE, HostilePeer,  # noqa: E402
+                  Network, envelope, field_bytes, field_uint, free_port, is_closed, rss_mb,
+                  tls_socket, wait_for)
+
+HALF_OPEN = 100            # connections that never say hello
+PARTIAL = 60 << 10         # bytes of a partial first frame on each
+PINGS = 2_000_000          # pings mallory sends and never reads the pongs of
+CHUNKS = 64                # 1 MiB snapshot chunks of an invented device
+GROWTH_BOUND_MB = 40       # per attack (the write limit is 9 MiB; ASan quarantine kept at 8 MiB)
+
+
+def catalogue(device, last):
+    entry = field_bytes(1, device) + field_uint(2, 1) + field_uint(3, last)
+    return envelope(CATALOGUE, field_uint(1, 1) + field_bytes(2, entry))
+
+
+def snapshot_chunk(device, index, chunks):
+    header = (field_bytes(1, device) + field_uint(2, 1000) + field_bytes(3, b"h" * 32) +
+              field_bytes(4, b"d" * 32) + field_uint(5, chunks) + field_bytes(7, b"s" * 64))
+    # Many tiny entries: parsed, each takes many times its 4 bytes on the wire.
+    entry = field_bytes(1, field_bytes(2, "k"))
+    body = entry * ((1 << 20) // len(entry))
+    return envelope(SNAPSHOT, field_bytes(1, header) + field_uint(2, index) +
+                    field_bytes(3, body))
+
+
+def main():
+    net = Network(*sys.argv[1:4], ["src", "victim", "mallory"], "cairn-memory-")
+    check = net.check
+    honest = ["--new-device", "--peer-exchange", "off"]
+    appended = [0]
+
+    def last(name, dev):
+        d = next((d for d in net.status(name).get("devices", []) if d["device"] == dev), {})
+        return d.get("last", 0)
+
+    def honest_append_arrives(after):
+        appended[0] += 1
+        net.cli("src", "append", "src", "--stdin",
+                input=json.dumps({"type": "note", "payload": {"after": after}}) + "\n")
+        t0 = time.monotonic()
+        ok = wait_for(lambda: last("victim", "src") == appended[0], 20)
+        check(ok, f"after {after}: an honest append reached the victim in "
+                  f"{time.monotonic() - t0:.1f} s")
+
+    def growth(victim, base, what):
+        rss = rss_mb(victim.pid)
+        check(rss - base < GROWTH_BOUND_MB,
+              f"{what}: victim RSS {base:.0f} -> {rss:.0f} MiB "
+              f"(+{rss - base:.0f}, bound +{GROWTH_BOUND_MB})")
+
+    try:
+        sport, vport = free_port(), free_port()
+        net.start("src", sport, *honest)
+        victim = net.start("victim", vport, *honest, "--peer", f"127.0.0.1:{sport}")
+        honest_append_arrives("start")
+        base = rss_mb(victim.pid)
+
+        # 1. Half-open connections.
+        socks = []
+        for _ in range(HALF_OPEN):
+            try:
+                s = tls_socket("127.0.0.1", vport, net.pki, "mallory")
+                s.sendall((PARTIAL + 1).to_bytes(4, "big") + b"x" * PARTIAL)
+                socks.append(s)
+            except OSError:
+                pass  # refused or reset: what a cap does
+        time.sleep(1)
+        growth(victim, base, f"{len(socks)} half-open connections of mallory")
+        open_now = sum(1 for s in socks if not is_closed(s, 0.05))
+        check(open_now <= 4, f"{open_now} of them still open (at most 4 before their hello)")
+        check(wait_for(lambda: all(is_closed(s, 0.05) for s in socks), 10),
+              "every one is closed within the hello timeout")
+        for s in socks:
+            s.close()
+        big = tls_socket("127.0.0.1", vport, net.pki, "mallory")
+        big.sendall((4 << 20).to_bytes(4, "big"))
+        check(is_closed(big, 3), "a first frame announcing 4 MiB closes the connection")
+        big.close()
+        check("have not completed their hello (limit 4)" in net.log("victim"),
+              "the log names mallory and the limit of connections before hello")
+        honest_append_arrives("half-open connections")
+
+        # 2. A ping flood that is never read.
+        base = rss_mb(victim.pid)
+        m = HostilePeer("127.0.0.1", vport, net.pki, "mallory", keep_reading=False)
+        ping = envelope(PING, field_uint(1, 7))
+        t0 = time.monotonic()
+        for _ in range(20):
+            m.send_many([ping] * (PINGS // 20))
+            if m.closed:
+                break
+        closed = wait_for(lambda: "it does not read" in net.log("victim"), 30)
+        check(closed, f"the victim closed mallory for not reading "
+                      f"({time.monotonic() - t0:.1f} s into the flood)")
+        growth(victim, base, "a ping flood never read")
+        m.close()
+        honest_append_arrives("the ping flood")
+
+        # 3. Snapshot chunks of an invented device.
+        base = rss_mb(victim.pid)
+        with HostilePeer("127.0.0.1", vport, net.pki, "mallory") as m:
+            m.send(catalogue("ghost", 1000))
+            subscribed = wait_for(lambda: m.received.get(SUBSCRIBE, 0) > 0, 10)
+            check(subscribed, "the victim subscribed to ghost through mallory")
+            m.send(envelope(STREAM_HEADER, field_bytes(1, "ghost")))
+            for i in range(1, CHUNKS + 1):
+                m.send_many([snapshot_chunk("ghost", i, CHUNKS)])
+                if m.closed:
+                    break
+            check(wait_for(lambda: m.closed, 10), "mallory is closed")
+        growth(victim, base, f"up to {CHUNKS} MiB of snapshot chunks for an invented device")
+        check("refused a snapshot header: no certificate known for device 'ghost'"
+              in net.log("victim"), "the log says why the snapshot was refused")
+        check(last("victim", "ghost") == 0, "nothing of ghost was stored")
+        honest_append_arrives("the snapshot chunks")
+    finally:
+        net.finish()
+
+
+if __name__ == "__main__":
+    main()
