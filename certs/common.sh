@@ -69,6 +69,20 @@ issue_cert() {
     die "$dir/$name.crt does not verify against $dir/ca.crt"
 }
 
+# The extensions of the two kinds of certificate (make-node.sh, make-device.sh,
+# renew.sh). A node serves TLS and signs its own device's events; a device
+# certificate only signs (document signing, RFC 9336), so it cannot act as a node.
+NODE_EXT="basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth,clientAuth
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid"
+DEVICE_EXT="basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=1.3.6.1.5.5.7.3.36
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid"
+
 # The run succeeded: keep the key.
 done_ok() {
   new_key=""

@@ -16,10 +16,6 @@ require_ca "$dir"
 refuse_existing_key "$dir/$name.key"
 
 make_key "$dir/$name.key"
-issue_cert "$dir" "$name" "basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=1.3.6.1.5.5.7.3.36
-subjectKeyIdentifier=hash
-authorityKeyIdentifier=keyid"
+issue_cert "$dir" "$name" "$DEVICE_EXT"
 done_ok
 echo "$prog: wrote $dir/$name.key and $dir/$name.crt (CN=$name, device only)"

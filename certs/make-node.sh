@@ -15,10 +15,6 @@ require_ca "$dir"
 refuse_existing_key "$dir/$name.key"
 
 make_key "$dir/$name.key"
-issue_cert "$dir" "$name" "basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=serverAuth,clientAuth
-subjectKeyIdentifier=hash
-authorityKeyIdentifier=keyid"
+issue_cert "$dir" "$name" "$NODE_EXT"
 done_ok
 echo "$prog: wrote $dir/$name.key and $dir/$name.crt (CN=$name, TLS client+server, device)"

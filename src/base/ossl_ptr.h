@@ -24,6 +24,7 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, OsslFree<SSL_CTX, SSL_CTX_free>>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, OsslFree<EVP_PKEY, EVP_PKEY_free>>;
 using X509Ptr = std::unique_ptr<X509, OsslFree<X509, X509_free>>;
 using BioPtr = std::unique_ptr<BIO, OsslFree<BIO, BIO_free_all>>;
+using X509CrlPtr = std::unique_ptr<X509_CRL, OsslFree<X509_CRL, X509_CRL_free>>;
 using X509StorePtr = std::unique_ptr<X509_STORE, OsslFree<X509_STORE, X509_STORE_free>>;
 using X509StoreCtxPtr =
     std::unique_ptr<X509_STORE_CTX, OsslFree<X509_STORE_CTX, X509_STORE_CTX_free>>;

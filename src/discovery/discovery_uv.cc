@@ -267,6 +267,21 @@ void Discovery::PerformStore(const Action& a) {
   if (!s.ok()) Log("peer history: " + s.ToString());
 }
 
+size_t Discovery::DropRevoked() {
+  std::vector<tls::Connection*> revoked;
+  for (const auto& [id, c] : conns_) {
+    if (!c->open()) continue;
+    const std::string why = context_->Revoked(c->peer_certificate());
+    if (why.empty()) continue;
+    Log("peer " + c->peer_id() + " (" + c->remote_address() + "): " + why +
+        "; disconnected");
+    revoked.push_back(c);
+  }
+  for (tls::Connection* c : revoked) c->Close("certificate revoked");
+  revoked_disconnects_ += revoked.size();
+  return revoked.size();
+}
+
 void Discovery::Log(const std::string& line) {
   if (config_.log) return config_.log(line);
   std::cerr << "discovery[" << context_->node_id() << "]: " << line << "\n";

@@ -85,6 +85,11 @@ struct DiscoveryConfig {
 
 class Discovery {
  public:
+  // Closes every open connection (peers and subscribers) whose certificate the
+  // TLS context now finds revoked (after Context::LoadCrl), logging each; returns
+  // how many.
+  size_t DropRevoked();
+  uint64_t revoked_disconnects() const { return revoked_disconnects_; }
   Discovery(uv_loop_t* loop, std::shared_ptr<const tls::Context> context,
             DiscoveryConfig config, PeerStore* store, Clock* clock);
   ~Discovery();
@@ -151,6 +156,7 @@ class Discovery {
   std::map<const tls::Connection*, ConnId> ids_;
   // Connections refused at accept: logged at most once a second, with a count of
   // those not logged (a flood must not flood the log).
+  uint64_t revoked_disconnects_ = 0;
   int64_t refused_logged_mono_ = 0;
   bool refused_logged_ = false;
   uint64_t refused_unlogged_ = 0;

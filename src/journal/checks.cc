@@ -49,6 +49,14 @@ Result<long> CheckChain(const std::string& device, const DevicePublicKey& key,
                                 " carries a signature that does not verify with the "
                                 "device key");
     }
+    // Valid when signed: the signer signs only within its certificate's validity,
+    // so a record signed later was signed by a key whose certificate had ended.
+    if (r.time_us() > key.not_after_us()) {
+      return Status::PermissionDenied(
+          RecordName(device, r.seq()) +
+          " was signed after its device certificate expired (" +
+          key.ValidAt(r.time_us()).message() + ")");
+    }
   }
   return signed_at;
 }

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -58,12 +59,38 @@ std::string ToDer(X509* cert) {
   return der;
 }
 
+constexpr int kMaxCas = 16;  // as src/tls/context.cc
+
+// Microseconds since the epoch of a certificate time; `missing` when it has none.
+int64_t AsnTimeMicros(const ASN1_TIME* t, int64_t missing) {
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return missing;
+  return static_cast<int64_t>(timegm(&tm)) * 1'000'000;
+}
+
+int64_t NowMicros() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+std::string UtcText(int64_t us) {
+  const time_t secs = static_cast<time_t>(us / 1'000'000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// The chain only: the validity period is checked against the time of signing.
 Status CheckAgainstStore(X509_STORE* store, X509* cert) {
   X509StoreCtxPtr ctx(X509_STORE_CTX_new());
   CHECK(ctx != nullptr);
   if (X509_STORE_CTX_init(ctx.get(), store, cert, nullptr) != 1) {
     return Status::Corruption("cannot verify certificate: " + OpenSslError());
   }
+  X509_STORE_CTX_set_flags(ctx.get(), X509_V_FLAG_NO_CHECK_TIME);
   if (X509_verify_cert(ctx.get()) != 1) {
     int err = X509_STORE_CTX_get_error(ctx.get());
     return Status::PermissionDenied(
@@ -102,11 +129,24 @@ Result<std::string> ReadFileToString(const std::string& path) {
 }
 
 DevicePublicKey::DevicePublicKey(std::string device, std::string cert_der, PkeyPtr key,
-                                 std::string raw)
+                                 std::string raw, int64_t not_before_us,
+                                 int64_t not_after_us)
     : device_(std::move(device)),
       cert_der_(std::move(cert_der)),
       key_(std::move(key)),
-      raw_(std::move(raw)) {}
+      raw_(std::move(raw)),
+      not_before_us_(not_before_us),
+      not_after_us_(not_after_us) {}
+
+Status DevicePublicKey::ValidAt(int64_t time_us) const {
+  // Only the end: a renewal's start postdates what the key signed before it, and a
+  // source whose clock is a little behind its new certificate must still append.
+  if (time_us > not_after_us_) {
+    return Status::PermissionDenied("the certificate of device '" + device_ +
+                                    "' expired at " + UtcText(not_after_us_));
+  }
+  return Status::Ok();
+}
 
 bool DevicePublicKey::Verify(std::string_view message, std::string_view sig) const {
   if (sig.size() != kEd25519SigBytes) return false;
@@ -126,16 +166,22 @@ CertAuthority::CertAuthority(X509StorePtr store) : store_(std::move(store)) {}
 
 Result<std::shared_ptr<const CertAuthority>> CertAuthority::FromPem(
     std::string_view pem, std::string_view origin) {
+  // Every CA in the file is trusted: during a rollover it holds the old and the new.
   BioPtr bio = MemBio(pem);
-  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  if (!cert) {
+  X509StorePtr store(X509_STORE_new());
+  int added = 0;
+  for (; added < kMaxCas; ++added) {
+    X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!cert) break;
+    if (X509_STORE_add_cert(store.get(), cert.get()) != 1) {
+      return Status::InvalidArgument(std::string(origin) + ": " + OpenSslError());
+    }
+  }
+  if (added == 0) {
     return Status::InvalidArgument(std::string(origin) +
                                    ": not a PEM certificate: " + OpenSslError());
   }
-  X509StorePtr store(X509_STORE_new());
-  if (X509_STORE_add_cert(store.get(), cert.get()) != 1) {
-    return Status::InvalidArgument(std::string(origin) + ": " + OpenSslError());
-  }
+  ERR_clear_error();  // the read that ends the loop fails
   return std::make_shared<const CertAuthority>(std::move(store));
 }
 
@@ -164,8 +210,10 @@ Result<std::shared_ptr<const DevicePublicKey>> CertAuthority::VerifyDevice(
   PkeyPtr key(X509_get_pubkey(cert.get()));
   if (!key) return Status::InvalidArgument("device certificate has no public key");
   CAIRN_ASSIGN_OR_RETURN(std::string raw, RawPublicKey(key.get()));
-  return std::make_shared<const DevicePublicKey>(cn, ToDer(cert.get()), std::move(key),
-                                                 std::move(raw));
+  return std::make_shared<const DevicePublicKey>(
+      cn, ToDer(cert.get()), std::move(key), std::move(raw),
+      AsnTimeMicros(X509_get0_notBefore(cert.get()), INT64_MIN),
+      AsnTimeMicros(X509_get0_notAfter(cert.get()), INT64_MAX));
 }
 
 DeviceSigner::DeviceSigner(std::shared_ptr<const DevicePublicKey> pub, PkeyPtr priv)
@@ -186,6 +234,12 @@ Result<std::shared_ptr<DeviceSigner>> DeviceSigner::FromPem(std::string_view cer
   if (priv_pub != pub->raw()) {
     return Status::InvalidArgument("private key does not match the certificate of '" +
                                    cn + "'");
+  }
+  // A source signs only while its certificate is valid (replicas then accept what
+  // it signed for good, see DevicePublicKey).
+  if (Status valid = pub->ValidAt(NowMicros()); !valid.ok()) {
+    return Status::FailedPrecondition(valid.message() +
+                                      ": renew it with certs/renew.sh (the key stays)");
   }
   return std::make_shared<DeviceSigner>(std::move(pub), std::move(priv));
 }

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -29,25 +30,39 @@ inline constexpr size_t kMaxDeviceIdBytes = 128;
 // file names, logs and shells.
 Status ValidateDeviceId(std::string_view device);
 
-// The public half of a device whose certificate the CA vouched for.
+// The public half of a device whose certificate the CA vouched for, and when that
+// certificate is valid. A record is accepted when its certificate was valid when
+// it was signed: its signed time at most not_after (a certificate that expired
+// since, or was renewed with the same key, keeps its history replicable); the
+// signer refuses to sign outside the validity (DeviceSigner::UsableAt).
 class DevicePublicKey {
  public:
-  DevicePublicKey(std::string device, std::string cert_der, PkeyPtr key, std::string raw);
+  DevicePublicKey(std::string device, std::string cert_der, PkeyPtr key, std::string raw,
+                  int64_t not_before_us = INT64_MIN, int64_t not_after_us = INT64_MAX);
   const std::string& device() const { return device_; }
   const std::string& cert_der() const { return cert_der_; }
   // The 32 raw Ed25519 public key bytes (the chain's genesis depends on them).
   const std::string& raw() const { return raw_; }
   bool Verify(std::string_view message, std::string_view sig) const;
+  int64_t not_before_us() const { return not_before_us_; }
+  int64_t not_after_us() const { return not_after_us_; }
+  // Ok when the certificate had not expired at `time_us`; else why not. (Its
+  // start is not enforced: see identity.cc.)
+  Status ValidAt(int64_t time_us) const;
 
  private:
   std::string device_;
   std::string cert_der_;
   PkeyPtr key_;
   std::string raw_;
+  int64_t not_before_us_;
+  int64_t not_after_us_;
 };
 
-// The network CA. Every device certificate must be issued by it, be within its
-// validity period, carry CN = device id and an Ed25519 key.
+// The network CA (one or more CA certificates: during a rollover, the old and the
+// new). Every device certificate must be issued by one of them and carry CN =
+// device id and an Ed25519 key; its validity is checked against the time records
+// were signed (DevicePublicKey), not the time they are verified.
 class CertAuthority {
  public:
   // `origin` names where the PEM came from, for error messages.

@@ -99,6 +99,10 @@ Result<std::shared_ptr<const DevicePublicKey>> Journal::KeyFor(
     return Status::PermissionDenied("certificate for '" + device +
                                     "' carries another key than its stream");
   }
+  // The same key certified twice (a renewal): the later certificate is kept, so a
+  // peer that still offers the old one never undoes it (records signed after the
+  // old one expired verify only with the renewal).
+  if (known && known->not_after_us() > key->not_after_us()) return known;
   std::lock_guard<std::mutex> l(mu_);
   if (auto it = streams_.find(device); it != streams_.end()) it->second->key = key;
   return key;

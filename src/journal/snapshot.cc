@@ -104,6 +104,12 @@ Result<uint64_t> Journal::DoSnapshot(const std::string& device) {
   if (meta.last() == 0)
     return Status::FailedPrecondition("'" + device + "' has no events");
   if (meta.last() == meta.snapshot()) return meta.snapshot();
+  if (Status valid = signer->second->public_key()->ValidAt(options_.clock->NowMicros());
+      !valid.ok()) {
+    return Status::FailedPrecondition("cannot sign a snapshot of '" + device +
+                                      "': " + valid.message() +
+                                      "; renew it with certs/renew.sh (the key stays)");
+  }
 
   // Entries expired by the time of the head event are dropped: the snapshot is a
   // function of the stream alone, the same on every node that rebuilds it.

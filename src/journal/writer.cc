@@ -177,10 +177,16 @@ void Journal::StartAppend(std::string device, std::vector<NewEvent> events,
                                   "'"));
     return;
   }
+  const int64_t now_us = options_.clock->NowMicros();
+  if (Status valid = signers_.at(device)->public_key()->ValidAt(now_us); !valid.ok()) {
+    done(Status::FailedPrecondition(
+        "cannot sign events of '" + device + "': " + valid.message() +
+        "; renew it with certs/renew.sh (the key stays) and restart cairnd"));
+    return;
+  }
   auto op = std::make_unique<Op>();
   op->kind = Op::Kind::kAppend;
-  Status prepared = Prepare(device, events, options_.clock->NowMicros(),
-                            options_.refuse_bad_kv, op.get());
+  Status prepared = Prepare(device, events, now_us, options_.refuse_bad_kv, op.get());
   if (!prepared.ok()) {
     done(prepared);
     return;

@@ -34,6 +34,10 @@ int StatusCmd(const Options& o) {
   }
   std::printf("node %s  listening on %s\n", s.node().c_str(),
               s.listen().empty() ? "-" : s.listen().c_str());
+  if (!s.crl().empty()) {
+    std::printf("revocation list %s; %u peer(s) disconnected as revoked\n",
+                s.crl().c_str(), s.revoked_disconnects());
+  }
   for (const auto& p : s.peers()) {
     char rtt[32] = "-";
     if (p.rtt_us() > 0) std::snprintf(rtt, sizeof rtt, "%.2f", p.rtt_us() / 1000.0);

@@ -62,8 +62,12 @@ json StatusJson(const wire::ControlStatusReply& s) {
          {"forked_at",
           json(std::vector<uint64_t>(d.forked_at().begin(), d.forked_at().end()))}});
   }
-  return json{
-      {"node", s.node()}, {"peers", peers}, {"devices", devices}, {"forks", s.forks()}};
+  return json{{"node", s.node()},
+              {"peers", peers},
+              {"devices", devices},
+              {"forks", s.forks()},
+              {"crl", s.crl().empty() ? json(nullptr) : json(s.crl())},
+              {"revoked_disconnects", s.revoked_disconnects()}};
 }
 
 }  // namespace cairn::node::cli

@@ -34,6 +34,8 @@ void AddFlags(CLI::App& app, DaemonConfig& c, RawFlags& raw) {
       ->capture_default_str();
   app.add_option("--ca", c.ca_file,
                  "network CA certificate, PEM (required without --dev)");
+  app.add_option("--crl", c.crl_file,
+                 "revocation list, PEM (certs/revoke.sh); reloaded on SIGHUP");
   app.add_option("--cert", c.cert_file, "this node's certificate, PEM (CN = node id)");
   app.add_option("--key", c.key_file, "this node's private key, PEM");
   app.add_option("--device-cert", raw.device_certs,

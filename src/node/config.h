@@ -36,6 +36,7 @@ struct DaemonConfig {
   std::string dns_server;              // IP:PORT; empty: the system's
   bool peer_exchange = true;
   std::string ca_file, cert_file, key_file;
+  std::string crl_file;                 // --crl: revocation list, reloaded on SIGHUP
   std::vector<DevicePair> devices;      // extra devices this node is the source of
   uint64_t snapshot_every = 0;          // events; 0 = off
   uint64_t snapshot_every_seconds = 0;  // 0 = off

@@ -100,6 +100,11 @@ Status Node::LoadIdentity() {
   CAIRN_ASSIGN_OR_RETURN(
       context_,
       tls::Context::FromFiles({config_.ca_file, config_.cert_file, config_.key_file}));
+  if (!config_.crl_file.empty()) {
+    Result<std::string> crl = context_->LoadCrl(config_.crl_file);
+    if (!crl.ok()) return crl.status().WithContext("--crl");
+    CAIRN_LOG(kInfo) << "revocation list " << config_.crl_file << ": " << *crl;
+  }
   CAIRN_ASSIGN_OR_RETURN(auto own, journal::DeviceSigner::FromFiles(
                                        config_.cert_file, config_.key_file, *ca_));
   signers_.push_back(std::move(own));
@@ -214,6 +219,11 @@ wire::ControlStatusReply Node::BuildStatus() {
     for (auto& p : peers_->Peers()) *r.add_peers() = std::move(p);
   }
   r.set_forks(static_cast<uint32_t>(journal_->ForkCount()));
+  if (context_) r.set_crl(context_->CrlSummary());
+  if (peers_ && peers_->discovery()) {
+    r.set_revoked_disconnects(
+        static_cast<uint32_t>(peers_->discovery()->revoked_disconnects()));
+  }
   std::map<std::string, std::vector<uint64_t>> forked_at;
   if (r.forks() > 0) {
     for (const auto& p : journal_->Forks()) forked_at[p.device()].push_back(p.seq());
@@ -242,8 +252,8 @@ wire::ControlStatusReply Node::BuildStatus() {
 }
 
 Status Node::StartSignals() {
-  const int signums[2] = {SIGINT, SIGTERM};
-  for (int i = 0; i < 2; ++i) {
+  const int signums[3] = {SIGINT, SIGTERM, SIGHUP};
+  for (int i = 0; i < 3; ++i) {
     CHECK(uv_signal_init(&loop_, &signals_[i]) == 0);
     signals_[i].data = this;
     ++signals_open_;
@@ -256,12 +266,38 @@ Status Node::StartSignals() {
 
 void Node::OnSignal(uv_signal_t* handle, int signum) {
   auto* self = static_cast<Node*>(handle->data);
+  if (signum == SIGHUP) return self->Reload();
   if (self->stopping_) {
     static const char kMsg[] = "cairnd: second signal, exiting now\n";
     (void)!write(2, kMsg, sizeof kMsg - 1);
     _exit(130);
   }
   self->Shutdown(std::string("signal ") + strsignal(signum));
+}
+
+// SIGHUP: the revocation list is read again; peers whose certificate it now
+// revokes are disconnected at once. A list that does not load leaves the one in
+// force, and the log says why.
+void Node::Reload() {
+  if (stopping_) return;
+  if (config_.crl_file.empty()) {
+    CAIRN_LOG(kInfo) << "SIGHUP: nothing to reload (no --crl)";
+    return;
+  }
+  Result<std::string> crl = context_->LoadCrl(config_.crl_file);
+  if (!crl.ok()) {
+    CAIRN_LOG(kError)
+        << "SIGHUP: revocation list not reloaded, the previous one stays in "
+           "force: "
+        << crl.status().message();
+    return;
+  }
+  CAIRN_LOG(kInfo) << "SIGHUP: revocation list " << config_.crl_file
+                   << " reloaded: " << *crl;
+  if (peers_ && peers_->discovery()) {
+    const size_t dropped = peers_->discovery()->DropRevoked();
+    if (dropped > 0) CAIRN_LOG(kWarn) << "disconnected " << dropped << " revoked peer(s)";
+  }
 }
 
 void Node::Shutdown(const std::string& why) {

@@ -49,6 +49,8 @@ class Node {
   int Run();
   // Starts an orderly shutdown (loop thread). Idempotent.
   void Shutdown(const std::string& why);
+  // SIGHUP: reloads the revocation list (--crl) and drops revoked peers.
+  void Reload();
 
   uv_loop_t* loop() { return &loop_; }
   journal::Journal& journal() { return *journal_; }
@@ -85,7 +87,7 @@ class Node {
   std::unique_ptr<PeerLayer> peers_;
   std::unique_ptr<sync::SyncNode> sync_;  // destroyed before peers_, after control_
   std::unique_ptr<ControlServer> control_;
-  uv_signal_t signals_[2]{};
+  uv_signal_t signals_[3]{};
   int signals_open_ = 0;
   bool stopping_ = false;
   int exit_code_ = 0;

@@ -77,6 +77,10 @@ class Channel {
   bool open() const { return open_; }
   // The verified CN of the peer's certificate; empty until open().
   const std::string& peer_id() const { return peer_id_; }
+  // The peer's verified certificate; nullptr until open().
+  X509* peer_certificate() const {
+    return open_ ? SSL_get0_peer_certificate(ssl_.get()) : nullptr;
+  }
   bool peer_closed() const { return peer_closed_; }
   size_t max_frame_bytes() const { return max_frame_bytes_; }
 

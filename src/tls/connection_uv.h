@@ -72,6 +72,8 @@ class Connection {
   bool handshaking() const { return state_ == State::kHandshaking; }
   // The peer's verified node id (its certificate's CN); empty before on_open.
   const std::string& peer_id() const { return channel_.peer_id(); }
+  // The peer's verified certificate; nullptr before on_open.
+  X509* peer_certificate() const { return channel_.peer_certificate(); }
   // "IP:port" of the peer, once TCP is connected; empty before.
   const std::string& remote_address() const { return remote_address_; }
 

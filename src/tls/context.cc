@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "tls/context_internal.h"
@@ -32,15 +33,21 @@ struct FileClose {
   void operator()(FILE* f) const { fclose(f); }
 };
 
-Result<std::string> ReadSmallFile(const std::string& path) {
+// A revocation list grows with what was revoked: about 40 bytes per certificate.
+constexpr long kMaxCrlFileBytes = 16 << 20;
+constexpr int kMaxCrls = 64;
+
+Result<std::string> ReadSmallFile(const std::string& path,
+                                  long limit = kMaxPemFileBytes) {
   std::unique_ptr<FILE, FileClose> f(fopen(path.c_str(), "rb"));
   if (!f) return Status::IOError("cannot read " + path + ": " + strerror(errno));
-  std::string text(static_cast<size_t>(kMaxPemFileBytes) + 1, '\0');
+  std::string text(static_cast<size_t>(limit) + 1, '\0');
   size_t n = fread(text.data(), 1, text.size(), f.get());
   if (ferror(f.get()))
     return Status::IOError("cannot read " + path + ": " + strerror(errno));
-  if (n > static_cast<size_t>(kMaxPemFileBytes)) {
-    return Status::InvalidArgument(path + ": larger than 1 MiB, not a PEM file");
+  if (n > static_cast<size_t>(limit)) {
+    return Status::InvalidArgument(path + ": larger than " + std::to_string(limit >> 20) +
+                                   " MiB, not a PEM file");
   }
   text.resize(n);
   return text;
@@ -183,7 +190,63 @@ Result<std::shared_ptr<const Context>> Build(const Material& m) {
   return std::make_shared<const Context>(std::move(ctx), std::move(id).value());
 }
 
+std::string NameText(const X509_NAME* name) {
+  char buf[256];
+  X509_NAME_oneline(name, buf, sizeof(buf));
+  return buf;
+}
+
+std::string SerialText(const ASN1_INTEGER* serial) {
+  BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr);
+  if (bn == nullptr) return "?";
+  char* hex = BN_bn2hex(bn);
+  std::string out = hex != nullptr ? hex : "?";
+  OPENSSL_free(hex);
+  BN_free(bn);
+  return out;
+}
+
+// The CA of `store` that issued and signed `crl`, or nullptr.
+X509* IssuerOf(X509_STORE* store, X509_CRL* crl) {
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    X509* ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i));
+    if (ca == nullptr ||
+        X509_NAME_cmp(X509_get_subject_name(ca), X509_CRL_get_issuer(crl)) != 0) {
+      continue;
+    }
+    if (X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1) return ca;
+  }
+  ERR_clear_error();
+  return nullptr;
+}
+
 }  // namespace
+
+struct Context::CrlState {
+  struct Set {
+    std::string path;
+    std::vector<X509CrlPtr> crls;
+    size_t revoked = 0;
+    std::string next_update;  // the earliest
+  };
+  std::mutex mu;
+  std::shared_ptr<const Set> set;  // guarded by mu
+
+  std::shared_ptr<const Set> Get() {
+    std::lock_guard<std::mutex> l(mu);
+    return set;
+  }
+  // The SSL_CTX ex_data slot that owns it.
+  static int Index() {
+    static const int index =
+        SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr,
+                                 [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+                                   delete static_cast<CrlState*>(ptr);
+                                 });
+    return index;
+  }
+};
 
 bool IsValidNodeId(std::string_view id) {
   if (id.empty() || id.size() > 64 || id[0] == '.' || id[0] == '-') return false;
@@ -196,7 +259,99 @@ bool IsValidNodeId(std::string_view id) {
 }
 
 Context::Context(SslCtxPtr ctx, std::string node_id)
-    : ctx_(std::move(ctx)), node_id_(std::move(node_id)) {}
+    : ctx_(std::move(ctx)), node_id_(std::move(node_id)), crl_(new CrlState) {
+  // Each handshake asks the lists in force whether the peer's certificate is revoked.
+  CHECK(SSL_CTX_set_ex_data(ctx_.get(), CrlState::Index(), crl_) == 1);
+  SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                     &Context::VerifyCallback);
+}
+
+int Context::VerifyCallback(int preverify_ok, X509_STORE_CTX* store_ctx) {
+  if (preverify_ok != 1 || X509_STORE_CTX_get_error_depth(store_ctx) != 0) {
+    return preverify_ok;
+  }
+  auto* ssl = static_cast<SSL*>(
+      X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  if (ssl == nullptr) return preverify_ok;
+  auto* state = static_cast<CrlState*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), CrlState::Index()));
+  if (state != nullptr &&
+      !RevokedIn(*state, X509_STORE_CTX_get_current_cert(store_ctx)).empty()) {
+    X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_CERT_REVOKED);
+    return 0;
+  }
+  return preverify_ok;
+}
+
+Result<std::string> Context::LoadCrl(const std::string& path) const {
+  CAIRN_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path, kMaxCrlFileBytes));
+  auto set = std::make_shared<CrlState::Set>();
+  set->path = path;
+  BioPtr bio = MemBio(text);
+  for (int i = 0; i < kMaxCrls; ++i) {
+    X509CrlPtr crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
+    if (!crl) break;
+    set->crls.push_back(std::move(crl));
+  }
+  ERR_clear_error();
+  if (set->crls.empty()) {
+    return Status::InvalidArgument(path + ": no PEM revocation list (X509 CRL) found");
+  }
+  const ASN1_TIME* earliest = nullptr;
+  for (const X509CrlPtr& crl : set->crls) {
+    const std::string issuer = NameText(X509_CRL_get_issuer(crl.get()));
+    if (IssuerOf(SSL_CTX_get_cert_store(ctx_.get()), crl.get()) == nullptr) {
+      return Status::InvalidArgument(path + ": the revocation list of '" + issuer +
+                                     "' is not signed by a CA of this network");
+    }
+    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
+    if (next != nullptr && X509_cmp_current_time(next) < 0) {
+      return Status::InvalidArgument(
+          path + ": the revocation list of '" + issuer + "' expired on " +
+          TimeText(next) +
+          " (its next update has passed); write a fresh one with certs/revoke.sh");
+    }
+    if (next != nullptr &&
+        (earliest == nullptr || ASN1_TIME_compare(next, earliest) < 0)) {
+      earliest = next;
+    }
+    const STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());
+    set->revoked +=
+        revoked == nullptr ? 0 : static_cast<size_t>(sk_X509_REVOKED_num(revoked));
+  }
+  set->next_update = earliest == nullptr ? "none" : TimeText(earliest);
+  {
+    std::lock_guard<std::mutex> l(crl_->mu);
+    crl_->set = set;
+  }
+  return std::to_string(set->revoked) + " revoked certificate" +
+         (set->revoked == 1 ? "" : "s") + ", next update " + set->next_update;
+}
+
+std::string Context::Revoked(X509* cert) const { return RevokedIn(*crl_, cert); }
+
+std::string Context::RevokedIn(CrlState& state, X509* cert) {
+  std::shared_ptr<const CrlState::Set> set = state.Get();
+  if (set == nullptr || cert == nullptr) return "";
+  for (const X509CrlPtr& crl : set->crls) {
+    if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_issuer_name(cert)) != 0) {
+      continue;
+    }
+    X509_REVOKED* entry = nullptr;
+    if (X509_CRL_get0_by_cert(crl.get(), &entry, cert) == 1 && entry != nullptr) {
+      return "certificate serial " + SerialText(X509_get0_serialNumber(cert)) +
+             " revoked on " + TimeText(X509_REVOKED_get0_revocationDate(entry));
+    }
+  }
+  return "";
+}
+
+std::string Context::CrlSummary() const {
+  std::shared_ptr<const CrlState::Set> set = crl_->Get();
+  if (set == nullptr) return "";
+  return set->path + ": " + std::to_string(set->revoked) + " revoked, next update " +
+         set->next_update;
+}
 
 Context::~Context() = default;
 

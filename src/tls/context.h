@@ -14,13 +14,22 @@
 // certificate not issued by the CA, one that is expired or not yet valid, one not
 // usable for TLS, a CN that is not a valid node id (see IsValidNodeId).
 //
-// Thread-safety: Load functions may run on any thread; a built Context is immutable
-// and may be shared by connections on any thread.
+// Revocation: LoadCrl takes a revocation list (certs/revoke.sh); from then on every
+// handshake refuses a peer whose certificate is on it (alert "certificate
+// revoked"), and Revoked() tells the layer above which open connections to drop.
+// A list is checked when loaded: issued by one of our CAs, signature valid, next
+// update not passed; a list that fails leaves the one before in force. A CA with no
+// list has nothing revoked.
+//
+// Thread-safety: Load functions may run on any thread; a built Context may be shared
+// by connections on any thread. LoadCrl may be called at any time (a mutex guards
+// the list; handshakes see the old list or the new one).
 #pragma once
 
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "tls/ossl.h"
@@ -60,12 +69,28 @@ class Context {
   // The OpenSSL context, for src/tls internals (Channel). Owned by this Context.
   SSL_CTX* native() const { return ctx_.get(); }
 
+  // Loads the revocation lists (PEM, one per CA) in `path`, replacing those in
+  // force. Returns what was loaded, for the log: "3 revoked certificates, next
+  // update 2027-01-06T10:24:27Z".
+  Result<std::string> LoadCrl(const std::string& path) const;
+  // Why `cert` is revoked ("serial … revoked on …"), "" when it is not.
+  std::string Revoked(X509* cert) const;
+  // The lists in force, for status ("" when none): file, count, next update.
+  std::string CrlSummary() const;
+
   // Use the factories above; public for make_shared and context_internal.h.
   Context(SslCtxPtr ctx, std::string node_id);
 
  private:
+  // The revocation lists in force. Owned by the SSL_CTX (its ex_data), so that
+  // a handshake on a connection that outlives this Context still finds them.
+  struct CrlState;
+  static int VerifyCallback(int preverify_ok, X509_STORE_CTX* store_ctx);
+  static std::string RevokedIn(CrlState& state, X509* cert);
+
   SslCtxPtr ctx_;
   std::string node_id_;
+  CrlState* crl_;  // owned by ctx_
 };
 
 }  // namespace cairn::tls

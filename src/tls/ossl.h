@@ -22,6 +22,7 @@ using cairn::BioPtr;
 using cairn::PkeyPtr;
 using cairn::SslCtxPtr;
 using cairn::SslPtr;
+using cairn::X509CrlPtr;
 using cairn::X509Ptr;
 using cairn::X509StoreCtxPtr;
 using cairn::X509StorePtr;

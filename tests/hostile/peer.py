@@ -225,8 +225,9 @@ class Network:
     def data(self, name):
         return os.path.join(self.work, name)
 
-    def start(self, name, port, *extra):
-        """cairnd `name` on 127.0.0.1:port with its certificate; waits for its socket."""
+    def start(self, name, port, *extra, ca=None):
+        """cairnd `name` on 127.0.0.1:port with its certificate (trusting `ca`, by
+        default the network CA); waits for its socket."""
         data = self.data(name)
         log = open(data + ".log", "a")
         # A sanitized build keeps freed memory in a quarantine (256 MiB by default),
@@ -236,7 +237,7 @@ class Network:
         env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8").lstrip(":")
         p = subprocess.Popen(
             [self.cairnd, "--data", data, "--listen", f"127.0.0.1:{port}",
-             "--ca", self.pki + "/ca.crt", "--cert", f"{self.pki}/{name}.crt",
+             "--ca", ca or self.pki + "/ca.crt", "--cert", f"{self.pki}/{name}.crt",
              "--key", f"{self.pki}/{name}.key", *extra],
             stdout=log, stderr=log, env=env)
         self.procs.append(p)
