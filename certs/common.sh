@@ -69,12 +69,18 @@ issue_cert() {
     die "$dir/$name.crt does not verify against $dir/ca.crt"
 }
 
-# The extensions of the two kinds of certificate (make-node.sh, make-device.sh,
-# renew.sh). A node serves TLS and signs its own device's events; a device
+# The extensions of the kinds of certificate (make-node.sh, make-reader.sh,
+# make-device.sh, renew.sh). A node serves TLS and signs its own device's events; a
+# reader is a TLS client only (nodes let it subscribe, nothing else); a device
 # certificate only signs (document signing, RFC 9336), so it cannot act as a node.
 NODE_EXT="basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth,clientAuth
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid"
+READER_EXT="basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid"
 DEVICE_EXT="basicConstraints=critical,CA:FALSE

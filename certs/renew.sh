@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # renew.sh DIR NAME: issues a new DIR/NAME.crt for the key DIR/NAME.key (kept), with
-# the CA in DIR, of the same kind as the old one (node or device). The old
+# the CA in DIR, of the same kind as the old one (node, reader with its devices, or
+# device). The old
 # certificate is kept as DIR/NAME.crt.old. Events a device signed under the old
 # certificate stay valid: nodes check a record against the device key, and that a
 # certificate for the key was valid when it was signed (see README, Certificates).
@@ -22,8 +23,14 @@ cn=$(openssl x509 -in "$dir/$name.crt" -noout -subject -nameopt multiline | sed 
 old_key=$(openssl x509 -in "$dir/$name.crt" -noout -pubkey)
 new_key_pub=$(openssl pkey -in "$dir/$name.key" -pubout)
 [[ $old_key == "$new_key_pub" ]] || die "$dir/$name.crt does not carry the key in $dir/$name.key"
-if openssl x509 -in "$dir/$name.crt" -noout -ext extendedKeyUsage 2>/dev/null | grep -q "TLS Web Server"; then
+eku=$(openssl x509 -in "$dir/$name.crt" -noout -ext extendedKeyUsage 2>/dev/null || true)
+if grep -q "TLS Web Server" <<<"$eku"; then
   ext=$NODE_EXT kind="TLS client+server, device"
+elif grep -q "TLS Web Client" <<<"$eku"; then
+  ext=$READER_EXT kind="reader"
+  san=$(openssl x509 -in "$dir/$name.crt" -noout -ext subjectAltName 2>/dev/null |
+    sed -n '2,$p' | tr -d ' ' || true)
+  [[ -z $san ]] || ext+=$'\n'"subjectAltName=$san"
 else
   ext=$DEVICE_EXT kind="device only"
 fi

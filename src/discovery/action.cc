@@ -50,11 +50,13 @@ Action Action::PeerGone(std::string node_id, std::string reason) {
   return a;
 }
 
-Action Action::SubscriberActive(std::string name, ConnId conn) {
+Action Action::SubscriberActive(std::string name, ConnId conn,
+                                std::vector<std::string> read_scope) {
   Action a;
   a.kind = Kind::kSubscriberActive;
   a.node_id = std::move(name);
   a.conn = conn;
+  a.read_scope = std::move(read_scope);
   return a;
 }
 

@@ -127,7 +127,9 @@ tls::ConnectionCallbacks Discovery::Callbacks() {
     if (it != ids_.end()) {
       core_->OnOpened(it->second, c.peer_id(), c.remote_address());
     } else if (!stopping_) {
-      ConnId id = core_->OnIncomingOpened(c.peer_id(), c.remote_address());
+      tls::PeerRole role = tls::RoleOf(c.peer_certificate());
+      ConnId id = core_->OnIncomingOpened(c.peer_id(), c.remote_address(), role.reader,
+                                          std::move(role.read_scope));
       ids_[&c] = id;
       conns_[id] = &c;
     }
@@ -217,7 +219,7 @@ void Discovery::Perform(Action& a) {
       if (listener_ != nullptr) listener_->OnPeerActive(a.node_id);
       return;
     case K::kSubscriberActive:
-      if (listener_ != nullptr) listener_->OnSubscriberActive(a.node_id);
+      if (listener_ != nullptr) listener_->OnSubscriberActive(a.node_id, a.read_scope);
       return;
     case K::kPeerGone:
       if (listener_ != nullptr) listener_->OnPeerGone(a.node_id, a.reason);

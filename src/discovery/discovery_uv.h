@@ -57,7 +57,9 @@ class PeerListener {
   // A subscriber (Hello.subscriber: `cairn tail --peer`) is active under `name`
   // (see SubscriberName): it may subscribe, it never serves. Its messages and its
   // end come as OnPeerMessage(name) and OnPeerGone(name); Send(name) works.
-  virtual void OnSubscriberActive(const std::string& /*name*/) {}
+  // `read_scope`: the device globs its certificate lets it read (empty: all).
+  virtual void OnSubscriberActive(const std::string& /*name*/,
+                                  const std::vector<std::string>& /*read_scope*/) {}
   // The peer's write queue fell back to its low-water mark (resume sending).
   virtual void OnPeerDrained(const std::string& /*node_id*/) {}
   // A new smoothed round-trip time (microseconds) of an active peer.

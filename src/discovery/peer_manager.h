@@ -83,6 +83,8 @@ struct Action {
   wire::Envelope envelope;
   wire::PeerRecord record;
   int64_t rtt_us = 0;
+  std::vector<std::string>
+      read_scope;  // kSubscriberActive: what it may read (empty: all)
 
   static Action Connect(ConnId conn, std::string address);
   static Action Send(ConnId conn, wire::Envelope envelope);
@@ -90,7 +92,8 @@ struct Action {
   static Action Resolve(std::string name);
   static Action PeerActive(std::string node_id, ConnId conn);
   static Action PeerGone(std::string node_id, std::string reason);
-  static Action SubscriberActive(std::string name, ConnId conn);
+  static Action SubscriberActive(std::string name, ConnId conn,
+                                 std::vector<std::string> read_scope = {});
   static Action Deliver(std::string node_id, wire::Envelope envelope);
   static Action SavePeer(wire::PeerRecord record);
   static Action ErasePeer(std::string node_id);
@@ -146,9 +149,13 @@ class PeerManager {
   // `verified_id` is the CN of the peer's verified certificate.
   void OnOpened(ConnId conn, const std::string& verified_id,
                 const std::string& remote_address);
-  // An accepted TLS connection completed its handshake; returns its id.
+  // An accepted TLS connection completed its handshake; returns its id. `reader`:
+  // its certificate is a reader's (TLS client only, certs/make-reader.sh), which
+  // may only subscribe (its hello must say so), to the devices `read_scope`
+  // matches (globs; empty: all).
   ConnId OnIncomingOpened(const std::string& verified_id,
-                          const std::string& remote_address);
+                          const std::string& remote_address, bool reader = false,
+                          std::vector<std::string> read_scope = {});
   void OnMessage(ConnId conn, wire::Envelope&& message);
   // Once per connection, opened or not, whoever closed it.
   void OnClosed(ConnId conn, const std::string& reason);
@@ -205,6 +212,8 @@ class PeerManager {
     std::string address;  // outgoing: dialled; incoming: the remote end
     std::string key;      // the entry this connection works for
     std::string verified_id;
+    bool reader = false;  // see OnIncomingOpened
+    std::vector<std::string> read_scope;
     bool opened = false;
     bool hello_done = false;
     bool closing = false;

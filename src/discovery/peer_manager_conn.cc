@@ -41,12 +41,15 @@ void PeerManager::OnOpened(ConnId conn, const std::string& verified_id,
 }
 
 ConnId PeerManager::OnIncomingOpened(const std::string& verified_id,
-                                     const std::string& remote_address) {
+                                     const std::string& remote_address, bool reader,
+                                     std::vector<std::string> read_scope) {
   const size_t pending = PendingFrom(verified_id);
   ConnId id = NewConn(/*outgoing=*/false, remote_address, verified_id);
   Conn& c = conns_[id];
   c.opened = true;
   c.verified_id = verified_id;
+  c.reader = reader;
+  c.read_scope = std::move(read_scope);
   c.opened_mono = c.last_rx_mono = clock_->MonotonicMicros();
   if (pending >= options_.max_pending_per_cert) {
     const std::string why = std::to_string(pending) + " connections of '" + verified_id +
@@ -58,7 +61,7 @@ ConnId PeerManager::OnIncomingOpened(const std::string& verified_id,
     return id;
   }
   SendHello(id);
-  if (verified_id == self_id_) return id;
+  if (verified_id == self_id_ || reader) return id;  // a reader never takes an entry
   Entry* e = Find(verified_id);
   if (e == nullptr) {
     e = NewEntry(verified_id, "incoming connection", /*verified=*/true);  // by its CA

@@ -11,6 +11,16 @@ void PeerManager::OnHello(Conn& c, const wire::Hello& hello) {
   if (c.hello_done) return CloseConn(c.id, "protocol error: second hello", true);
   if (!CheckHello(c, hello)) return;
   if (hello.subscriber()) return OnSubscriberHello(c);
+  if (c.reader) {
+    actions_.push_back(Action::Log(c.verified_id,
+                                   "refused: a reader certificate said hello "
+                                   "as a node; it may only subscribe"));
+    return CloseConn(
+        c.id,
+        "certificate '" + c.verified_id +
+            "' is a reader's (TLS client only): it may subscribe, nothing else",
+        true);
+  }
   std::optional<std::string> id = Identify(c, hello);
   if (!id) return;
   c.hello_done = true;
@@ -77,7 +87,7 @@ void PeerManager::OnSubscriberHello(Conn& c) {
   c.subscriber = true;
   c.key = SubscriberName(c.verified_id, c.id);
   subscribers_[c.key] = c.id;
-  actions_.push_back(Action::SubscriberActive(c.key, c.id));
+  actions_.push_back(Action::SubscriberActive(c.key, c.id, c.read_scope));
 }
 
 void PeerManager::ReleaseClaim(Conn& c) {

@@ -207,7 +207,8 @@ int TailPeer(const Options& o) {
   }
   auto hp = discovery::SplitHostPort(o.peer);
   if (!hp) return Fail("--peer " + o.peer + " is not HOST:PORT");
-  auto context = tls::Context::FromFiles({o.ca_file, o.cert_file, o.key_file});
+  auto context =
+      tls::Context::FromFiles({o.ca_file, o.cert_file, o.key_file, /*client_only=*/true});
   if (!context.ok()) return Fail(context.status());
   auto ca = journal::CertAuthority::FromFile(o.ca_file);
   if (!ca.ok()) return Fail(ca.status());

@@ -1,6 +1,8 @@
 // Engine: peers, catalogues and planning. Streams are in engine_stream.cc.
 #include "sync/engine.h"
 
+#include <fnmatch.h>
+
 #include "journal/identity.h"
 
 namespace cairn::sync {
@@ -74,10 +76,19 @@ void Engine::Flush() {
     *e = LocalEntry(device);
     bytes += e->ByteSizeLong() + 4;
   }
-  dirty_.clear();
   for (const auto& [peer, p] : peers_) {
-    for (const auto& env : parts) Send(peer, env);
+    if (p.read_scope.empty()) {
+      for (const auto& env : parts) Send(peer, env);
+      continue;
+    }
+    wire::Envelope mine;  // a reader's: only what it may read
+    for (const auto& device : dirty_) {
+      if (MayRead(p, device))
+        *mine.mutable_catalogue()->add_entries() = LocalEntry(device);
+    }
+    if (mine.catalogue().entries_size() > 0) Send(peer, std::move(mine));
   }
+  dirty_.clear();
 }
 
 void Engine::OnPeerActive(const std::string& peer) {
@@ -106,10 +117,11 @@ void Engine::PumpCatalogue(const std::string& peer) {
     auto it = pr.sent_first_part ? local_.upper_bound(*pr.sending_after) : local_.begin();
     size_t bytes = 0;
     for (; it != local_.end() && bytes < kCatalogueBytes; ++it) {
+      pr.sending_after = it->first;
+      if (!MayRead(pr, it->first)) continue;
       wire::CatalogueEntry* e = c->add_entries();
       *e = LocalEntry(it->first);
       bytes += e->ByteSizeLong() + 4;
-      pr.sending_after = it->first;
     }
     c->set_more(it != local_.end());
     if (it == local_.end()) pr.sending_after.reset();
@@ -119,9 +131,21 @@ void Engine::PumpCatalogue(const std::string& peer) {
   }
 }
 
-void Engine::OnSubscriberActive(const std::string& name) {
-  OnPeerActive(name);
-  peers_[name].subscriber = true;
+void Engine::OnSubscriberActive(const std::string& name,
+                                std::vector<std::string> read_scope) {
+  Peer& p = peers_[name] = Peer();
+  p.subscriber = true;
+  p.read_scope = std::move(read_scope);
+  p.sending_after = "";
+  PumpCatalogue(name);
+}
+
+bool Engine::MayRead(const Peer& p, const std::string& device) {
+  if (p.read_scope.empty()) return true;
+  for (const std::string& glob : p.read_scope) {
+    if (!glob.empty() && fnmatch(glob.c_str(), device.c_str(), 0) == 0) return true;
+  }
+  return false;
 }
 
 void Engine::OnPeerGone(const std::string& peer) {

@@ -159,7 +159,11 @@ class Engine {
 
   // ---- peers
   void OnPeerActive(const std::string& peer);
-  void OnSubscriberActive(const std::string& name);
+  // `read_scope`: the device globs (fnmatch) it may read, from its certificate;
+  // empty: all. Our catalogue shows it only those, and a Subscribe for another
+  // device closes it.
+  void OnSubscriberActive(const std::string& name,
+                          std::vector<std::string> read_scope = {});
   void OnPeerGone(const std::string& peer);
   // A peer's smoothed round-trip time: ranks otherwise equal peers (planner.h).
   void OnPeerRtt(const std::string& peer, int64_t rtt_us);
@@ -288,7 +292,8 @@ class Engine {
     bool heard = false;  // a stream message arrived since the last CheckProgress
   };
   struct Peer {
-    bool subscriber = false;  // serve it; never follow through it
+    bool subscriber = false;              // serve it; never follow through it
+    std::vector<std::string> read_scope;  // a subscriber's: see OnSubscriberActive
     PeerCatalogue catalogue;
     bool catalogue_whole = false;     // its full catalogue has arrived, every part
     bool catalogue_in_parts = false;  // receiving the parts of its full catalogue
@@ -305,6 +310,7 @@ class Engine {
   // engine.cc
   void OnCatalogue(const std::string& peer, const wire::Catalogue& c);
   void PumpCatalogue(const std::string& peer);
+  static bool MayRead(const Peer& p, const std::string& device);
   void Replan();
   void FollowThrough(const std::string& device, const std::string& peer);
   void Send(const std::string& peer, wire::Envelope message);

@@ -24,6 +24,10 @@ void Engine::OnSubscribe(const std::string& peer, const wire::Subscribe& s) {
     return Close(peer,
                  "subscribed to '" + s.device() + "', which this node does not hold");
   }
+  if (auto p = peers_.find(peer); p != peers_.end() && !MayRead(p->second, s.device())) {
+    return Close(peer, "subscribed to '" + s.device() +
+                           "', which its reader certificate does not let it read");
+  }
   Serve& serve = peers_[peer].serving[s.device()];
   serve = Serve();  // a read still running for the one it replaces is dropped
   serve.generation = ++serve_generation_;

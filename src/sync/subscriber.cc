@@ -147,9 +147,10 @@ void Subscriber::OnCatalogue(const wire::Catalogue& c) {
   }
   if (!first || !catalogue_seen_ || options_.follow || ended_) return;
   if (!options_.all && streams_.count(options_.device) == 0) {
-    return End(Status::NotFound("node '" + peer_id_ + "' does not store device '" +
-                                options_.device + "'"),
-               "tail done");
+    return End(
+        Status::NotFound("node '" + peer_id_ + "' does not store device '" +
+                         options_.device + "' (or this certificate may not read it)"),
+        "tail done");
   }
   MaybeComplete();
 }

@@ -235,8 +235,9 @@ void SyncNode::OnPeerActive(const std::string& node_id) {
   Perform();
 }
 
-void SyncNode::OnSubscriberActive(const std::string& name) {
-  engine_.OnSubscriberActive(name);
+void SyncNode::OnSubscriberActive(const std::string& name,
+                                  const std::vector<std::string>& read_scope) {
+  engine_.OnSubscriberActive(name, read_scope);
   Perform();
 }
 

@@ -49,7 +49,8 @@ class SyncNode final : public discovery::PeerListener {
   void Stop(std::function<void()> done);
 
   void OnPeerActive(const std::string& node_id) override;
-  void OnSubscriberActive(const std::string& name) override;
+  void OnSubscriberActive(const std::string& name,
+                          const std::vector<std::string>& read_scope) override;
   void OnPeerMessage(const std::string& node_id, wire::Envelope&& message) override;
   void OnPeerDrained(const std::string& node_id) override;
   void OnPeerRtt(const std::string& node_id, int64_t rtt_us) override;

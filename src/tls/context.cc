@@ -143,9 +143,9 @@ std::string VerifyFailure(X509_STORE_CTX* vctx, const Material& m) {
 }
 
 // The checks a peer would otherwise make on every connection, made once at load.
-Status CheckCertificate(SSL_CTX* ctx, X509* cert, const Material& m) {
+Status CheckCertificate(SSL_CTX* ctx, X509* cert, const Material& m, bool client_only) {
   if (X509_check_purpose(cert, X509_PURPOSE_SSL_CLIENT, 0) != 1 ||
-      X509_check_purpose(cert, X509_PURPOSE_SSL_SERVER, 0) != 1) {
+      (!client_only && X509_check_purpose(cert, X509_PURPOSE_SSL_SERVER, 0) != 1)) {
     return Status::InvalidArgument(
         m.cert.label +
         ": certificate not usable for TLS client and server (a device-only "
@@ -176,7 +176,8 @@ Status UseKeyPair(SSL_CTX* ctx, X509* cert, EVP_PKEY* key, const Material& m) {
   return Status::Ok();
 }
 
-Result<std::shared_ptr<const Context>> Build(const Material& m) {
+Result<std::shared_ptr<const Context>> Build(const Material& m,
+                                             bool client_only = false) {
   SslCtxPtr ctx = NewTls13Ctx();
   CAIRN_ASSIGN_OR_RETURN(std::vector<X509Ptr> cas, ParseCerts(m.ca));
   CAIRN_RETURN_IF_ERROR(AddCas(ctx.get(), cas, m.ca.label, /*require_ca=*/true));
@@ -184,7 +185,7 @@ Result<std::shared_ptr<const Context>> Build(const Material& m) {
   X509* cert = certs.front().get();
   CAIRN_ASSIGN_OR_RETURN(PkeyPtr key, ParseKey(m.key));
   CAIRN_RETURN_IF_ERROR(UseKeyPair(ctx.get(), cert, key.get(), m));
-  CAIRN_RETURN_IF_ERROR(CheckCertificate(ctx.get(), cert, m));
+  CAIRN_RETURN_IF_ERROR(CheckCertificate(ctx.get(), cert, m, client_only));
   Result<std::string> id = CertificateId(cert);
   if (!id.ok()) return id.status().WithContext(m.cert.label);
   return std::make_shared<const Context>(std::move(ctx), std::move(id).value());
@@ -247,6 +248,36 @@ struct Context::CrlState {
     return index;
   }
 };
+
+PeerRole RoleOf(X509* cert) {
+  PeerRole role;
+  if (cert == nullptr || X509_check_purpose(cert, X509_PURPOSE_SSL_SERVER, 0) == 1) {
+    ERR_clear_error();
+    return role;  // a node
+  }
+  ERR_clear_error();
+  role.reader = true;
+  auto* names = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (names == nullptr) return role;
+  static constexpr std::string_view kPrefix = "cairn-read:";
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    if (name->type != GEN_URI) continue;
+    const ASN1_IA5STRING* uri = name->d.uniformResourceIdentifier;
+    std::string_view text(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                          static_cast<size_t>(ASN1_STRING_length(uri)));
+    if (text.starts_with(kPrefix))
+      role.read_scope.emplace_back(text.substr(kPrefix.size()));
+  }
+  GENERAL_NAMES_free(names);
+  // A reader certificate that names only other URIs reads nothing, not everything.
+  if (role.read_scope.empty() &&
+      X509_get_ext_by_NID(cert, NID_subject_alt_name, -1) >= 0) {
+    role.read_scope.push_back("");  // matches no device id (ids are never empty)
+  }
+  return role;
+}
 
 bool IsValidNodeId(std::string_view id) {
   if (id.empty() || id.size() > 64 || id[0] == '.' || id[0] == '-') return false;
@@ -363,7 +394,7 @@ Result<std::shared_ptr<const Context>> Context::FromFiles(const ContextFiles& fi
   CAIRN_ASSIGN_OR_RETURN(m.ca.text, ReadSmallFile(files.ca_file));
   CAIRN_ASSIGN_OR_RETURN(m.cert.text, ReadSmallFile(files.cert_file));
   CAIRN_ASSIGN_OR_RETURN(m.key.text, ReadSmallFile(files.key_file));
-  return Build(m);
+  return Build(m, files.client_only);
 }
 
 Result<std::shared_ptr<const Context>> Context::FromPem(const ContextPem& pem) {

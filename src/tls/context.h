@@ -44,7 +44,21 @@ struct ContextFiles {
   std::string ca_file;    // PEM, one or more CA certificates (the network CA)
   std::string cert_file;  // PEM, this node's certificate
   std::string key_file;   // PEM, this node's private key
+  // Only ever a client (`cairn tail --peer`): a reader certificate will do
+  // (certs/make-reader.sh: TLS client only).
+  bool client_only = false;
 };
+
+// What a peer's certificate lets it do. A node certificate (TLS client and server)
+// may do everything a node does; a reader certificate (TLS client only,
+// certs/make-reader.sh) may only subscribe, and only to the devices its
+// subjectAltName URIs "cairn-read:GLOB" match (none: every device).
+struct PeerRole {
+  bool reader = false;
+  std::vector<std::string> read_scope;  // globs (fnmatch); empty: all
+};
+// (The sync engine enforces the scope: sync::Engine::OnSubscriberActive.)
+PeerRole RoleOf(X509* cert);
 
 // The same material as PEM text (the daemon's --dev mode, tests). Error messages name
 // the parts "CA", "certificate" and "key".

@@ -168,6 +168,29 @@ TEST_F(HelloTest, SubscribersOfOneCertificateAreCapped) {
   }
 }
 
+// A reader certificate (TLS client only) may subscribe and nothing else: a node
+// hello with one is refused, a subscriber hello carries its scope up.
+TEST_F(HelloTest, AReaderCertificateMayOnlySubscribe) {
+  ConnId node =
+      pm_->OnIncomingOpened("dash", "10.0.0.8:1", /*reader=*/true, {"sensor-*"});
+  pm_->OnMessage(node, Hello("dash"));
+  Take();
+  EXPECT_EQ(
+      CloseReasonOf(node),
+      "certificate 'dash' is a reader's (TLS client only): it may subscribe, nothing "
+      "else");
+  EXPECT_TRUE(Of(K::kPeerActive).empty());
+  EXPECT_EQ(StateOf("dash"), PeerState::kDeleted) << "a reader never takes an entry";
+  ConnId sub = pm_->OnIncomingOpened("dash", "10.0.0.8:2", /*reader=*/true, {"sensor-*"});
+  wire::Envelope m = Hello("dash");
+  m.mutable_hello()->set_subscriber(true);
+  pm_->OnMessage(sub, std::move(m));
+  Take();
+  ASSERT_EQ(Of(K::kSubscriberActive).size(), 1u);
+  EXPECT_EQ(Of(K::kSubscriberActive)[0].read_scope, std::vector<std::string>{"sensor-*"});
+  EXPECT_EQ(CloseReasonOf(sub), "");
+}
+
 TEST_F(HelloTest, GoodbyeClosesWithThePeersReason) {
   ConnId conn = Incoming("c", "10.0.0.3:7411");
   wire::Envelope bye;

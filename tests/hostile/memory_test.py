@@ -32,6 +32,8 @@ from peer import (CATALOGUE, PING, SNAPSHOT, STREAM_HEADER, SUBSCRIBE, HostilePe
 
 HALF_OPEN = 100            # connections that never say hello
 PARTIAL = 60 << 10         # bytes of a partial first frame on each
+BIG_OPEN = 20              # and connections that start a 4 MiB first frame
+BIG = (4 << 20) - 64
 PINGS = 2_000_000          # pings mallory sends and never reads the pongs of
 CHUNKS = 64                # 1 MiB snapshot chunks of an invented device
 GROWTH_BOUND_MB = 40       # per attack (the write limit is 9 MiB; ASan quarantine kept at 8 MiB)
@@ -93,8 +95,21 @@ def main():
                 socks.append(s)
             except OSError:
                 pass  # refused or reset: what a cap does
+        bigs = []
+        for _ in range(BIG_OPEN):
+            try:
+                s = tls_socket("127.0.0.1", vport, net.pki, "mallory")
+                bigs.append(s)
+                s.sendall((BIG + 1).to_bytes(4, "big") + b"x" * BIG)
+            except OSError:
+                pass  # closed by the node: what the first-frame limit does
         time.sleep(1)
-        growth(victim, base, f"{len(socks)} half-open connections of mallory")
+        growth(victim, base, f"{len(socks)} half-open connections of mallory, "
+                             f"{len(bigs)} more with a 4 MiB first frame")
+        check(all(is_closed(s, 0.5) for s in bigs),
+              "every connection that starts a 4 MiB first frame is closed")
+        for s in bigs:
+            s.close()
         open_now = sum(1 for s in socks if not is_closed(s, 0.05))
         check(open_now <= 4, f"{open_now} of them still open (at most 4 before their hello)")
         check(wait_for(lambda: all(is_closed(s, 0.05) for s in socks), 10),

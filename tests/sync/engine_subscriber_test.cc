@@ -51,6 +51,46 @@ TEST(EngineSubscriberTest, GetsTheCatalogueAndItsChanges) {
   EXPECT_EQ(delta[0].message.catalogue().entries(0).device(), "new");
 }
 
+// A reader certificate names the devices it may read: the catalogue it is told,
+// full and in deltas, holds only those, and a Subscribe to another closes it.
+TEST(EngineSubscriberTest, AReaderSeesAndReadsOnlyItsScope) {
+  Engine e;
+  e.SetLocal({Mine("sensor-1", 3), Mine("sensor-2", 3), Mine("billing", 3)});
+  e.OnSubscriberActive("dash#1", {"sensor-*"});
+  auto first = e.TakeActions();
+  ASSERT_EQ(Count(first, Action::Kind::kSend, wire::Envelope::kCatalogue), 1u);
+  std::vector<std::string> shown;
+  for (const auto& entry : first[0].message.catalogue().entries()) {
+    shown.push_back(entry.device());
+  }
+  EXPECT_EQ(shown, (std::vector<std::string>{"sensor-1", "sensor-2"}));
+  e.OnLocalChange(Mine("billing", 4));
+  e.OnLocalChange(Mine("sensor-3", 1));
+  e.Flush();
+  auto delta = e.TakeActions();
+  ASSERT_EQ(Count(delta, Action::Kind::kSend, wire::Envelope::kCatalogue), 1u);
+  ASSERT_EQ(delta[0].message.catalogue().entries_size(), 1);
+  EXPECT_EQ(delta[0].message.catalogue().entries(0).device(), "sensor-3");
+  wire::Envelope ok;
+  ok.mutable_subscribe()->set_device("sensor-1");
+  ok.mutable_subscribe()->set_from(1);
+  ok.mutable_subscribe()->set_credit(1 << 20);
+  e.OnMessage("dash#1", ok);
+  EXPECT_EQ(Count(e.TakeActions(), Action::Kind::kClose), 0u);
+  wire::Envelope no = ok;
+  no.mutable_subscribe()->set_device("billing");
+  e.OnMessage("dash#1", no);
+  auto refused = e.TakeActions();
+  ASSERT_EQ(Count(refused, Action::Kind::kClose), 1u);
+  for (const auto& a : refused) {
+    if (a.kind == Action::Kind::kClose) {
+      EXPECT_EQ(
+          a.reason,
+          "subscribed to 'billing', which its reader certificate does not let it read");
+    }
+  }
+}
+
 TEST(EngineSubscriberTest, IsServedLikeAPeer) {
   Engine e;
   e.SetLocal({Mine("d", 10)});
