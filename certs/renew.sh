@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # renew.sh DIR NAME: issues a new DIR/NAME.crt for the key DIR/NAME.key (kept), with
 # the CA in DIR, of the same kind as the old one (node, reader with its devices, or
-# device). The old
-# certificate is kept as DIR/NAME.crt.old. Events a device signed under the old
-# certificate stay valid: nodes check a record against the device key, and that a
-# certificate for the key was valid when it was signed (see README, Certificates).
+# device). The old certificate is kept as DIR/NAME.crt.old-TIME. Events a device
+# signed under the old certificate stay valid: nodes check a record against the
+# device key, and that a certificate of the key had not expired when it was signed
+# (see README, Certificates).
 # A node picks up its renewed certificate at restart.
 #   CAIRN_CERT_DAYS  validity in days (default: 825)
 set -euo pipefail
@@ -34,7 +34,12 @@ elif grep -q "TLS Web Client" <<<"$eku"; then
 else
   ext=$DEVICE_EXT kind="device only"
 fi
-cp -p "$dir/$name.crt" "$dir/$name.crt.old"
-issue_cert "$dir" "$name" "$ext"
+old="$dir/$name.crt.old-$(date -u +%Y%m%dT%H%M%SZ)"
+cp -p "$dir/$name.crt" "$old"
+# issue_cert writes NAME.crt; should it fail, the old certificate goes back.
+if ! (issue_cert "$dir" "$name" "$ext"); then
+  cp -p "$old" "$dir/$name.crt"
+  die "renewal failed; $dir/$name.crt is the old certificate again"
+fi
 done_ok
-echo "$prog: wrote $dir/$name.crt (CN=$name, $kind; the key is unchanged; the old certificate is $dir/$name.crt.old)"
+echo "$prog: wrote $dir/$name.crt (CN=$name, $kind; the key is unchanged; the old certificate is $old)"

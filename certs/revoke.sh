@@ -52,7 +52,7 @@ done
 
 period=()
 [[ -z ${CAIRN_CRL_SECONDS:-} ]] || period=(-crlsec "$CAIRN_CRL_SECONDS")
-openssl ca -config "$tmp/ca.cnf" -gencrl "${period[@]}" -out "$tmp/crl.pem" 2>"$tmp/err" >/dev/null ||
+openssl ca -config "$tmp/ca.cnf" -gencrl ${period[@]+"${period[@]}"} -out "$tmp/crl.pem" 2>"$tmp/err" >/dev/null ||
   die "openssl could not write the revocation list: $(cat "$tmp/err")"
 chmod 644 "$tmp/crl.pem"
 mv "$tmp/crl.pem" "$dir/crl.pem"

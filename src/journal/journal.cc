@@ -100,8 +100,11 @@ Status Journal::Load() {
       s = std::make_unique<StreamState>();
       s->meta.set_first(1);
       s->meta.set_head_hash(GenesisHash(device, signer->public_key()->raw()));
-      s->meta.set_device_cert(signer->public_key()->cert_der());
     }
+    // The certificate this node signs with is the one its stream carries to
+    // peers: after a renewal (same key), the new one (written with the next
+    // meta), or replicas would check what it signs against the old expiry.
+    s->meta.set_device_cert(signer->public_key()->cert_der());
     s->meta.set_source(true);
     s->key = signer->public_key();
     s->last_snapshot_mono_us = options_.clock->MonotonicMicros();

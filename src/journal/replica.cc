@@ -90,6 +90,18 @@ Result<std::shared_ptr<const DevicePublicKey>> Journal::KeyFor(
     }
   }
   if (known && (cert_der.empty() || cert_der == known->cert_der())) return known;
+  if (!known && !stored_cert.empty() && cert_der != stored_cert) {
+    // Not cached since the restart: the stored certificate is compared with the
+    // one offered (below), so an older one never replaces a renewal.
+    Result<std::shared_ptr<const DevicePublicKey>> stored =
+        options_.ca->VerifyDevice(stored_cert, device);
+    if (stored.ok()) known = *stored;
+  }
+  if (known && (cert_der.empty() || cert_der == known->cert_der())) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto it = streams_.find(device); it != streams_.end()) it->second->key = known;
+    return known;
+  }
   std::string_view cert = cert_der.empty() ? std::string_view(stored_cert) : cert_der;
   if (cert.empty()) {
     return Status::FailedPrecondition("no certificate known for device '" + device + "'");

@@ -189,6 +189,8 @@ void Engine::OnMessage(const std::string& peer, wire::Envelope m) {
       auto& serving = peers_[peer].serving;
       auto it = serving.find(m.credit().device());
       if (it == serving.end()) return;
+      // A grant for bytes of a subscription since replaced is not this one's.
+      if (m.credit().sub() != 0 && m.credit().sub() != it->second.sub) return;
       it->second.credit =
           std::min(it->second.credit + ClampCredit(m.credit().bytes()), kMaxCreditBytes);
       return Pump(peer, m.credit().device());
@@ -324,8 +326,10 @@ void Engine::FollowThrough(const std::string& device, const std::string& peer) {
   f = Follow();
   f.peer = peer;
   f.applying = f.stale_apply = applying;
+  f.sub = ++next_sub_;
   wire::Envelope sub;
   sub.mutable_subscribe()->set_device(device);
+  sub.mutable_subscribe()->set_sub(f.sub);
   sub.mutable_subscribe()->set_from(LocalEntry(device).last() + 1);
   sub.mutable_subscribe()->set_credit(options_.initial_credit_bytes);
   Send(peer, std::move(sub));

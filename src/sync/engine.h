@@ -222,6 +222,7 @@ class Engine {
  private:
   struct Serve {
     uint64_t generation = 0;  // tells its reads from those of a replaced subscription
+    uint64_t sub = 0;         // the subscriber's id of it (Subscribe.sub), echoed
     uint64_t next = 1;
     uint64_t snapshot_sent = 0;  // newest snapshot seq sent on this subscription
     // A snapshot in transfer (snap_next != 0): its seq and the next chunk to send.
@@ -251,7 +252,8 @@ class Engine {
     size_t chunks() const { return data_.encoded_chunks.size(); }
     uint64_t bytes() const { return bytes_; }
     void Add(std::string chunk);
-    // The snapshot, moved out; its bytes are given back.
+    // The snapshot, moved out for the install; its bytes stay counted until the
+    // Assembly ends (OnApplyDone, when the install is done).
     journal::SnapshotData Take();
 
    private:
@@ -270,6 +272,9 @@ class Engine {
   };
   struct Follow {
     std::string peer;  // empty: the peer went away while an apply was running
+    // Our id of the subscription (Subscribe.sub): what arrives stamped with another
+    // was sent for one we replaced, and is dropped.
+    uint64_t sub = 0;
     bool applying = false;
     // The apply in flight belongs to an earlier subscription (the peer went away,
     // or we moved to another): its completion grants no credit on this one.
@@ -279,6 +284,7 @@ class Engine {
     uint64_t credit_owed = 0;  // applied on this subscription, not yet granted back
     std::string cert_der;
     std::unique_ptr<Assembly> assembling;
+    std::unique_ptr<Assembly> installing;  // taken; counted until the install is done
     // The snapshot header last checked on this follow (seq and signature), so a
     // header is checked once per snapshot, not once per chunk.
     uint64_t checked_seq = 0;
@@ -383,6 +389,7 @@ class Engine {
   std::vector<Action> actions_;
   uint64_t records_served_ = 0;
   uint64_t serve_generation_ = 0;
+  uint64_t next_sub_ = 0;  // ids of our subscriptions (Follow::sub)
   std::set<std::string> guarded_;
   std::set<std::string> heard_;  // peers whose catalogue we have
   size_t guard_expected_peers_ = 0;

@@ -31,6 +31,7 @@ void Engine::OnSubscribe(const std::string& peer, const wire::Subscribe& s) {
   Serve& serve = peers_[peer].serving[s.device()];
   serve = Serve();  // a read still running for the one it replaces is dropped
   serve.generation = ++serve_generation_;
+  serve.sub = s.sub();
   serve.next = s.from();
   serve.credit = ClampCredit(s.credit());
   Pump(peer, s.device());
@@ -118,7 +119,9 @@ void Engine::OnLocalRecords(const std::string& device,
     s.next = records.back().seq() + 1;
     s.credit -= static_cast<int64_t>(bytes);
     records_served_ += records.size();
-    Send(peer, *m);
+    wire::Envelope mine = *m;
+    mine.mutable_events()->set_sub(s.sub);
+    Send(peer, std::move(mine));
   }
 }
 
@@ -130,6 +133,7 @@ void Engine::SendStreamHeader(const std::string& peer, const std::string& device
   h.mutable_stream_header()->set_device_cert(cert_der);
   h.mutable_stream_header()->set_restored_from(restored_from);
   h.mutable_stream_header()->set_truncated(truncated);
+  h.mutable_stream_header()->set_sub(s.sub);
   Send(peer, std::move(h));
   s.header_sent = true;
 }
@@ -165,6 +169,7 @@ uint64_t Engine::SendSnapshotPart(const std::string& peer, const std::string& de
     wire::Envelope m;
     *m.mutable_snapshot()->mutable_header() = header;
     m.mutable_snapshot()->set_index(index);
+    m.mutable_snapshot()->set_sub(s.sub);
     if (chunk) *m.mutable_snapshot()->mutable_chunk() = *chunk;
     sent += m.ByteSizeLong();
     Send(peer, std::move(m));
@@ -221,6 +226,7 @@ void Engine::OnReadDone(const std::string& peer, const std::string& device,
     records_served_ += d.records.size();
     wire::Envelope m;
     m.mutable_events()->set_device(device);
+    m.mutable_events()->set_sub(s.sub);
     for (auto& r : d.records) *m.mutable_events()->add_records() = std::move(r);
     sent += m.ByteSizeLong();
     Send(peer, std::move(m));
@@ -240,6 +246,11 @@ void Engine::OnStreamMessage(const std::string& peer, const std::string& device,
   auto it = following_.find(device);
   if (it == following_.end() || it->second.peer != peer) return;  // stale: we left
   Follow& f = it->second;
+  // Sent for a subscription we have since replaced (0: a peer without ids).
+  const uint64_t sub = m.has_events()     ? m.events().sub()
+                       : m.has_snapshot() ? m.snapshot().sub()
+                                          : m.stream_header().sub();
+  if (sub != 0 && sub != f.sub) return;
   f.heard = true;
   if (m.has_stream_header()) {
     f.cert_der = m.stream_header().device_cert();
@@ -288,10 +299,7 @@ void Engine::Assembly::Add(std::string chunk) {
   ledger_->by_peer[peer_] += n;
 }
 
-journal::SnapshotData Engine::Assembly::Take() {
-  GiveBack();
-  return std::move(data_);
-}
+journal::SnapshotData Engine::Assembly::Take() { return std::move(data_); }
 
 void Engine::Assembly::GiveBack() {
   if (bytes_ == 0) return;
@@ -351,10 +359,24 @@ bool Engine::TakeSnapshotChunk(const std::string& device, Follow& f,
   };
   if (limit(f.assembling->bytes(), options_.max_snapshot_bytes, "for it") ||
       limit(HeldFrom(f.peer), options_.max_snapshot_bytes_per_peer,
-            "for snapshots from " + f.peer) ||
-      limit(ledger_.total, options_.max_snapshot_bytes_total,
-            "for snapshots on this node")) {
+            "for snapshots from " + f.peer)) {
     return false;
+  }
+  if (ledger_.total > options_.max_snapshot_bytes_total) {
+    // Over the node's limit: the peer holding the most goes, not merely the one
+    // whose chunk came last (two peers parked on half-sent snapshots would
+    // otherwise shut out every honest one after them).
+    auto most = std::max_element(
+        ledger_.by_peer.begin(), ledger_.by_peer.end(),
+        [](const auto& x, const auto& y) { return x.second < y.second; });
+    const std::string peer = most->first;
+    const uint64_t held = most->second;
+    const bool us = peer == f.peer;
+    Close(peer, "snapshots from " + peer + " hold " + std::to_string(held) +
+                    " bytes, the most while this node holds " +
+                    std::to_string(ledger_.total) + ", over its limit of " +
+                    std::to_string(options_.max_snapshot_bytes_total));
+    if (us) return false;
   }
   return f.assembling->chunks() == s.header().chunks();
 }
@@ -419,7 +441,7 @@ void Engine::ApplyNext(const std::string& device) {
       }
       a.kind = Action::Kind::kInstall;
       a.snapshot = f.assembling->Take();
-      f.assembling.reset();
+      f.installing = std::move(f.assembling);
     }
     a.credit = credit;
     f.applying = true;
@@ -440,8 +462,10 @@ void Engine::Probe(const std::string& device, const std::string& peer) {
   f.assembling.reset();
   const wire::CatalogueEntry local = LocalEntry(device);
   f.resync_from = std::max<uint64_t>(1, local.first());
+  f.sub = ++next_sub_;
   wire::Envelope sub;
   sub.mutable_subscribe()->set_device(device);
+  sub.mutable_subscribe()->set_sub(f.sub);
   sub.mutable_subscribe()->set_from(f.resync_from);
   sub.mutable_subscribe()->set_credit(options_.initial_credit_bytes);
   Send(peer, std::move(sub));
@@ -460,6 +484,7 @@ void Engine::OweCredit(const std::string& device, Follow& f, uint64_t bytes) {
   wire::Envelope c;
   c.mutable_credit()->set_device(device);
   c.mutable_credit()->set_bytes(f.credit_owed);
+  c.mutable_credit()->set_sub(f.sub);
   f.credit_owed = 0;
   Send(f.peer, std::move(c));
 }
@@ -483,6 +508,7 @@ void Engine::OnApplyDone(const std::string& peer, const std::string& device,
   if (it == following_.end()) return;
   Follow& f = it->second;
   f.applying = false;
+  f.installing.reset();  // a snapshot's bytes are free once its install is done
   if (f.stale_apply || f.peer != peer || !peers_.count(peer)) {  // we moved on
     f.stale_apply = false;
     if (!peers_.count(f.peer)) {

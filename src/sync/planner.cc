@@ -22,9 +22,15 @@ bool Better(const Candidate& a, const Candidate& b) {
   return *a.peer < *b.peer;
 }
 
-// Whether to leave the current choice for `best` (which ranks at least as high).
-bool Switch(const Candidate& current, const Candidate& best, const PlanInput& in) {
+// Whether to leave the current choice for `best` (which ranks at least as high);
+// `ours`: the last seq we hold.
+bool Switch(const Candidate& current, const Candidate& best, const PlanInput& in,
+            uint64_t ours) {
   if (best.entry->source() && !current.entry->source()) return true;
+  // The current peer holds nothing we lack and another does: the margin is for
+  // peers both ahead of us, not for one that can send nothing (two relays each
+  // following the device through the other would wait for each other forever).
+  if (current.entry->last() <= ours && best.entry->last() > ours) return true;
   if (best.entry->last() > current.entry->last() + in.switch_margin) return true;
   if (current.entry->source() && !best.entry->source()) return false;
   if (best.entry->last() < current.entry->last() || best.rtt_us <= 0) return false;
@@ -53,7 +59,9 @@ std::map<std::string, std::string> Plan(const PlanInput& in) {
       if (Better(c, *best)) best = &c;
       if (cur != in.current.end() && *c.peer == cur->second) current = &c;
     }
-    const bool keep = current != nullptr && !Switch(*current, *best, in);
+    auto local = in.local.find(device);
+    const uint64_t ours = local == in.local.end() ? 0 : local->second.last();
+    const bool keep = current != nullptr && !Switch(*current, *best, in, ours);
     plan[device] = keep ? *current->peer : *best->peer;
   }
   return plan;

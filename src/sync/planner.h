@@ -4,11 +4,11 @@
 // The rule (DESIGN.md, sync): the source itself when connected; otherwise the peer
 // with the highest `last`, ties broken by lower round-trip time, then by the
 // smaller node id so that every run decides the same way. A current choice is kept
-// unless the source has appeared, another peer is ahead of it by more than
-// `switch_margin` events, or another peer at least as far ahead answers in under
-// half the current one's round-trip time and at least `rtt_switch_min_us` sooner
-// (a first choice is often made before round-trip times are known). These margins
-// keep subscriptions from flapping between near-equal peers.
+// unless the source has appeared, it holds nothing we lack while another peer does,
+// another peer is ahead of it by more than `switch_margin` events, or another peer at
+// least as far ahead answers in under half the current one's round-trip time and at least
+// `rtt_switch_min_us` sooner (a first choice is often made before round-trip times are
+// known). These margins keep subscriptions from flapping between near-equal peers.
 // Devices this node is the source of are never planned.
 //
 // Thread-safety: pure functions.

@@ -1,5 +1,6 @@
 #include "tls/channel.h"
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 
 #include "base/bytes.h"
@@ -10,6 +11,7 @@ namespace {
 
 constexpr size_t kMaxRecordPlaintext = 16 << 10;
 constexpr size_t kMaxFrameLimit = 64 << 20;
+constexpr size_t kKeepWriteBufferBytes = 256 << 10;
 
 }  // namespace
 
@@ -158,6 +160,16 @@ std::string Channel::TakeCiphertext() {
   if (out.empty()) return out;
   int n = BIO_read(wbio_, out.data(), static_cast<int>(out.size()));
   CHECK(n == static_cast<int>(out.size()));
+  // A memory BIO keeps the buffer its peak needed: after a burst (a peer that
+  // stopped reading), a fresh one gives that memory back.
+  BUF_MEM* buf = nullptr;
+  BIO_get_mem_ptr(wbio_, &buf);
+  if (buf != nullptr && buf->max > kKeepWriteBufferBytes) {
+    BIO* fresh = BIO_new(BIO_s_mem());
+    CHECK(fresh != nullptr);
+    SSL_set0_wbio(ssl_.get(), fresh);  // frees the old one
+    wbio_ = fresh;
+  }
   return out;
 }
 

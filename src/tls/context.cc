@@ -35,7 +35,7 @@ struct FileClose {
 
 // A revocation list grows with what was revoked: about 40 bytes per certificate.
 constexpr long kMaxCrlFileBytes = 16 << 20;
-constexpr int kMaxCrls = 64;
+constexpr size_t kMaxCrls = 64;
 
 Result<std::string> ReadSmallFile(const std::string& path,
                                   long limit = kMaxPemFileBytes) {
@@ -319,14 +319,30 @@ Result<std::string> Context::LoadCrl(const std::string& path) const {
   auto set = std::make_shared<CrlState::Set>();
   set->path = path;
   BioPtr bio = MemBio(text);
-  for (int i = 0; i < kMaxCrls; ++i) {
+  // Every list in the file, or none: a damaged or cut copy must not load the
+  // lists before the damage and drop the revocations after it.
+  while (true) {
+    ERR_clear_error();
     X509CrlPtr crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
-    if (!crl) break;
+    if (!crl) {
+      const unsigned long err = ERR_peek_last_error();
+      const bool at_end =
+          ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE;
+      ERR_clear_error();
+      if (at_end && !set->crls.empty()) break;
+      if (set->crls.empty() && at_end) {
+        return Status::InvalidArgument(path +
+                                       ": no PEM revocation list (X509 CRL) found");
+      }
+      return Status::InvalidArgument(
+          path + ": revocation list " + std::to_string(set->crls.size() + 1) +
+          " of the file does not parse (damaged or cut short)");
+    }
+    if (set->crls.size() == kMaxCrls) {
+      return Status::InvalidArgument(path + ": more than " + std::to_string(kMaxCrls) +
+                                     " revocation lists");
+    }
     set->crls.push_back(std::move(crl));
-  }
-  ERR_clear_error();
-  if (set->crls.empty()) {
-    return Status::InvalidArgument(path + ": no PEM revocation list (X509 CRL) found");
   }
   const ASN1_TIME* earliest = nullptr;
   for (const X509CrlPtr& crl : set->crls) {

@@ -130,7 +130,27 @@ def asan_runtime(binary):
     return None
 
 
+# Real-process checks with a verdict of their own (no history to check): run as
+# scripts with this build's cairnd and cairn, --long passed on.
+STANDALONE = {"big_snapshot": "big_snapshot.py"}
+
+
+def run_standalone(name, args):
+    import subprocess
+    from cluster import ROOT, bin_dir
+    d = bin_dir()
+    cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                        STANDALONE[name]),
+           os.path.join(d, "cairnd"), os.path.join(d, "cairn"), os.path.join(ROOT, "certs")]
+    if args.long:
+        cmd.append("--long")
+    print(f"faults: {name} ({'long' if args.long else 'CI-sized'})", flush=True)
+    return subprocess.run(cmd).returncode == 0
+
+
 def run_one(name, args, out_root):
+    if name in STANDALONE:
+        return run_standalone(name, args)
     work = os.path.join(out_root, name)
     if os.path.exists(work):
         shutil.rmtree(work)
@@ -181,7 +201,8 @@ def on_sigterm(signum, frame):
 def main():
     signal.signal(signal.SIGTERM, on_sigterm)
     ap = argparse.ArgumentParser(description="Cairn fault scenarios with a history checker")
-    ap.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)}")
+    ap.add_argument("scenarios", nargs="*",
+                    help=f"any of: {', '.join(list(SCENARIOS) + list(STANDALONE))}")
     ap.add_argument("--long", action="store_true", help="the long variant")
     ap.add_argument("--seed", type=int, help="seed of the fault schedule")
     ap.add_argument("--out", help="folder for histories, reports and logs")
@@ -189,10 +210,11 @@ def main():
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a scenario size (e.g. kills=3)")
     args = ap.parse_args()
-    names = args.scenarios or list(SCENARIOS)
+    known = list(SCENARIOS) + list(STANDALONE)
+    names = args.scenarios or known
     for n in names:
-        if n not in SCENARIOS:
-            ap.error(f"unknown scenario '{n}' (known: {', '.join(SCENARIOS)})")
+        if n not in known:
+            ap.error(f"unknown scenario '{n}' (known: {', '.join(known)})")
     out_root = args.out or tempfile.mkdtemp(prefix="cairn-faults-")
     os.makedirs(out_root, exist_ok=True)
     failed = [n for n in names if not run_one(n, args, out_root)]

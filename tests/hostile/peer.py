@@ -249,9 +249,9 @@ class Network:
         with open(self.data(name) + ".log") as f:
             return f.read()
 
-    def cli(self, name, *args, input=None):
+    def cli(self, name, *args, input=None, timeout=20):
         return subprocess.run([self.cairn, "--data", self.data(name), *args], input=input,
-                              capture_output=True, text=True, timeout=20)
+                              capture_output=True, text=True, timeout=timeout)
 
     def status(self, name):
         r = self.cli(name, "status", "--json")
@@ -262,6 +262,8 @@ class Network:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        if sys.exc_info()[0] is not None:  # called from a finally: the test broke
+            self.failures.append(f"the test stopped with {sys.exc_info()[1]!r}")
         if self.failures:
             print("logs kept in " + self.work)
             print("FAIL: " + "; ".join(self.failures))

@@ -62,6 +62,13 @@ def main():
 
     honest = ["--new-device", "--peer-exchange", "off"]
     procs = {}
+
+    def restart_b_with_dx():
+        procs["b"].send_signal(signal.SIGTERM)
+        procs["b"].wait(20)
+        procs["b"] = net.start("b", bport, *honest, "--peer", f"127.0.0.1:{aport}",
+                               "--device-cert", f"{pki}/dx.crt", "--device-key",
+                               f"{pki}/dx.key", ca=os.path.join(net.work, "both-cas.crt"))
     try:
         script("revoke.sh", pki)  # an empty list to start with
         crl = os.path.join(pki, "crl.pem")
@@ -177,11 +184,7 @@ def main():
                         "-in", f"{db}/dx.csr", "-out", f"{pki}/dx.crt", "-enddate",
                         end.strftime("%Y%m%d%H%M%SZ"), "-notext"],
                        check=True, capture_output=True)
-        procs["b"].send_signal(signal.SIGTERM)
-        procs["b"].wait(20)
-        procs["b"] = net.start("b", bport, *honest, "--peer", f"127.0.0.1:{aport}",
-                               "--device-cert", f"{pki}/dx.crt", "--device-key",
-                               f"{pki}/dx.key", ca=both)
+        restart_b_with_dx()
         r = append("b", "dx", 3, "valid")
         check(r.returncode == 0, f"dx appends while its certificate is valid: {r.stderr}")
         check(wait_for(lambda: last("a", "dx") == 3, 20), "a replicates dx")
@@ -196,6 +199,22 @@ def main():
         check(wait_for(lambda: last("e", "dx") == 3, 20),
               f"a node that joins after the expiry replicates dx's history: "
               f"{last('e', 'dx')} of 3")
+
+        # 6. dx renewed after the expiry: its source signs again, and what it signs
+        # now (after the old certificate's end) reaches every node, relays included.
+        script("renew.sh", pki, "dx")
+        restart_b_with_dx()
+        r = append("b", "dx", 2, "renewed")
+        check(r.returncode == 0, f"dx appends again once renewed: {r.stderr.strip()}")
+        check(wait_for(lambda: last("a", "dx") == 5 and last("e", "dx") == 5, 20),
+              f"records signed after the old certificate's end reach a and, through it, e: "
+              f"{last('a', 'dx')}, {last('e', 'dx')} of 5 (b holds {last('b', 'dx')}; a's "
+              f"peers: {[(p['id'], p['state'], p['reason']) for p in net.status('a').get('peers', [])]})")
+        fport = free_port()
+        script("make-node.sh", pki, "f")
+        net.start("f", fport, *honest, "--peer", f"127.0.0.1:{eport}", ca=both)
+        check(wait_for(lambda: last("f", "dx") == 5, 20),
+              f"a new node that follows dx only through e holds all 5: {last('f', 'dx')}")
     finally:
         net.finish()
 

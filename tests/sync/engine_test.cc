@@ -554,16 +554,84 @@ TEST(EngineTest, SnapshotAssemblyIsBoundedPerPeerAndPerNode) {
             std::string::npos);
   e.OnPeerGone("p");
   EXPECT_EQ(e.snapshot_bytes_held(), 0u);
-  // Two peers, each within its limit, over the node's.
+  // Two peers, each within its limit, over the node's: the one holding the most
+  // goes (p, parked on a half-sent snapshot), not q, whose chunk came last.
+  auto small = [](const std::string& device, uint32_t index) {
+    wire::Envelope m = ChunkOf(50, 100, index, 200u << 10);
+    m.mutable_snapshot()->mutable_header()->set_device(device);
+    return m;
+  };
   activate("p", {{"d", 100}});
   activate("q", {{"d2", 100}});
-  for (uint32_t i = 1; i <= 3; ++i) e.OnMessage("p", chunk("d", i));
-  for (uint32_t i = 1; i <= 2; ++i) e.OnMessage("q", chunk("d2", i));
+  for (uint32_t i = 1; i <= 5; ++i) e.OnMessage("p", small("d", i));
+  for (uint32_t i = 1; i <= 2; ++i) e.OnMessage("q", small("d2", i));
   EXPECT_EQ(CloseReason(e.TakeActions()), "");
-  e.OnMessage("q", chunk("d2", 3));
-  EXPECT_NE(
-      CloseReason(e.TakeActions()).find("for snapshots on this node, over the limit"),
-      std::string::npos);
+  e.OnMessage("q", small("d2", 3));
+  auto over = e.TakeActions();
+  std::string closed;
+  for (const auto& a : over) {
+    if (a.kind == Action::Kind::kClose) closed += a.peer + ": " + a.reason + "; ";
+  }
+  EXPECT_EQ(closed.rfind("p: snapshots from p hold ", 0), 0u) << closed;
+  EXPECT_NE(closed.find("over its limit of 1572864"), std::string::npos) << closed;
+  EXPECT_EQ(closed.find("q: "), std::string::npos) << closed;
+  e.OnMessage("q", small("d2", 4));
+  EXPECT_EQ(CloseReason(e.TakeActions()), "") << "q goes on";
+}
+
+TEST(EngineTest, WhatArrivesForAReplacedSubscriptionIsDropped) {
+  Engine e;
+  e.OnPeerActive("src");
+  e.OnMessage("src", CatalogueOf({{"d", 100000}}, true));
+  uint64_t sub = 0;
+  for (const auto& a :
+       Of(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kSubscribe)) {
+    sub = a.message.subscribe().sub();
+  }
+  ASSERT_NE(sub, 0u);
+  // 40 MiB stamped with an earlier subscription: more than any credit granted.
+  for (int i = 0; i < 40; ++i) {
+    wire::Envelope m;
+    m.mutable_events()->set_device("d");
+    m.mutable_events()->set_sub(sub + 1000);
+    auto* r = m.mutable_events()->add_records();
+    r->set_seq(static_cast<uint64_t>(i) + 1);
+    r->set_payload(std::string(1 << 20, 'x'));
+    e.OnMessage("src", m);
+  }
+  auto after_stale = e.TakeActions();
+  EXPECT_EQ(CloseReason(after_stale), "") << "stale messages are not this subscription's";
+  EXPECT_TRUE(Of(after_stale, Action::Kind::kApply).empty());
+  wire::Envelope current;
+  current.mutable_events()->set_device("d");
+  current.mutable_events()->set_sub(sub);
+  current.mutable_events()->add_records()->set_seq(1);
+  e.OnMessage("src", current);
+  EXPECT_EQ(Of(e.TakeActions(), Action::Kind::kApply).size(), 1u);
+}
+
+TEST(EngineTest, AGrantForAReplacedSubscriptionIsNotThisOnes) {
+  Engine e;
+  e.SetLocal({Info("d", 10, true)});
+  e.OnPeerActive("p");
+  e.TakeActions();
+  wire::Envelope s;
+  s.mutable_subscribe()->set_device("d");
+  s.mutable_subscribe()->set_from(1);
+  s.mutable_subscribe()->set_credit(0);
+  s.mutable_subscribe()->set_sub(7);
+  e.OnMessage("p", s);
+  EXPECT_TRUE(Of(e.TakeActions(), Action::Kind::kRead).empty()) << "no credit yet";
+  wire::Envelope stale;
+  stale.mutable_credit()->set_device("d");
+  stale.mutable_credit()->set_bytes(1 << 20);
+  stale.mutable_credit()->set_sub(6);
+  e.OnMessage("p", stale);
+  EXPECT_TRUE(Of(e.TakeActions(), Action::Kind::kRead).empty()) << "a stale grant";
+  wire::Envelope grant = stale;
+  grant.mutable_credit()->set_sub(7);
+  e.OnMessage("p", grant);
+  EXPECT_EQ(Of(e.TakeActions(), Action::Kind::kRead).size(), 1u);
 }
 
 TEST(EngineTest, EventsQueuedBehindAWriteGoIntoTheNextOne) {

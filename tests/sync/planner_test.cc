@@ -59,6 +59,20 @@ TEST_F(PlannerTest, KeepsTheCurrentPeerUnlessAnotherIsAheadByTheMargin) {
   EXPECT_EQ(Plan()["d"], "fast");
 }
 
+// Two relays that each followed the device through the other, both holding what
+// we hold, while a third peer holds 2 more: the margin must not keep us on a
+// peer that can send nothing (found with a renewed device certificate, where a
+// and d stayed at 3 of 5 behind each other for good).
+TEST_F(PlannerTest, LeavesAPeerThatHoldsNothingWeLackForOneThatDoes) {
+  in_.local["d"] = Entry("d", 3);
+  Has("relay", Entry("d", 3));
+  Has("ahead", Entry("d", 5));
+  in_.current["d"] = "relay";
+  EXPECT_EQ(Plan()["d"], "ahead");
+  in_.local["d"] = Entry("d", 2);  // the relay still has one for us: keep it
+  EXPECT_EQ(Plan()["d"], "relay");
+}
+
 TEST_F(PlannerTest, MovesToAMuchCloserPeerThatIsAsFarAhead) {
   in_.rtt_switch_min_us = 1'000;
   in_.current["d"] = "far";
