@@ -132,20 +132,33 @@ def asan_runtime(binary):
 
 # Real-process checks with a verdict of their own (no history to check): run as
 # scripts with this build's cairnd and cairn, --long passed on.
-STANDALONE = {"big_snapshot": "big_snapshot.py"}
+# name -> (script or test binary, whether it takes the certs folder).
+STANDALONE = {
+    "big_snapshot": ("big_snapshot.py", True),       # issue 13, defect 3
+    "fd_flood": ("../hostile/fd_flood_test.py", False),  # defect 6
+    "deep_json": ("node_hostile_input_test", False),  # defect 1 (CAIRN_LONG=1)
+}
 
 
 def run_standalone(name, args):
     import subprocess
     from cluster import ROOT, bin_dir
     d = bin_dir()
-    cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                        STANDALONE[name]),
-           os.path.join(d, "cairnd"), os.path.join(d, "cairn"), os.path.join(ROOT, "certs")]
-    if args.long:
-        cmd.append("--long")
+    what, certs = STANDALONE[name]
+    env = dict(os.environ)
+    if what.endswith(".py"):
+        cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), what),
+               os.path.join(d, "cairnd"), os.path.join(d, "cairn")]
+        if certs:
+            cmd.append(os.path.join(ROOT, "certs"))
+        if args.long:
+            cmd.append("--long")
+    else:  # a test binary of the same build (build/X/tests/node next to build/X/bin)
+        cmd = [os.path.join(d, "..", "tests", "node", what)]
+        if args.long:
+            env["CAIRN_LONG"] = "1"
     print(f"faults: {name} ({'long' if args.long else 'CI-sized'})", flush=True)
-    return subprocess.run(cmd).returncode == 0
+    return subprocess.run(cmd, env=env).returncode == 0
 
 
 def run_one(name, args, out_root):

@@ -11,7 +11,10 @@ refuse the surplus connections at accept, acknowledge every append, answer
 status, and log no such error; the flood must really have been refused (a run
 in which no connection was turned away proves nothing).
 
-    fd_flood_test.py CAIRND CAIRN
+    fd_flood_test.py CAIRND CAIRN [--long]
+
+--long (tests/faults/run --long): 200,000 events (about 200 MiB, many LevelDB
+compactions, each opening files) under the same flood.
 """
 import json
 import os
@@ -28,7 +31,8 @@ import threading
 import time
 
 FLOOD = 1500
-EVENTS = 24000
+LONG = "--long" in sys.argv[3:]
+EVENTS = 200_000 if LONG else 24000
 PAYLOAD = "x" * 1000
 
 
@@ -62,7 +66,7 @@ def main():
     def flood(port):
         sel = selectors.DefaultSelector()
         open_socks = set()
-        deadline = time.monotonic() + 300  # bounded even if the test hangs
+        deadline = time.monotonic() + (1500 if LONG else 300)  # bounded even if it hangs
         while not stop.is_set() and time.monotonic() < deadline:
             while len(open_socks) < FLOOD:
                 try:
@@ -115,7 +119,7 @@ def main():
 
         lines = "".join(json.dumps({"type": "bulk", "payload": {"i": i, "p": PAYLOAD}}) + "\n"
                         for i in range(1, EVENTS + 1))
-        r = cli("append", device, "--stdin", "--json", stdin=lines, timeout=300)
+        r = cli("append", device, "--stdin", "--json", stdin=lines, timeout=1200 if LONG else 300)
         acked = 0
         for line in r.stdout.splitlines():
             acked = max(acked, json.loads(line)["last"])

@@ -5,6 +5,7 @@
 // opaque event; no process crashes, now or on restart.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -90,6 +91,59 @@ TEST_F(HostileInputTest, ReplicaKeepsASignedDeepKvEventAsOpaque) {
   ASSERT_TRUE(Eventually([&] { return Last("c", dev) == 3; })) << Log("c");
   EXPECT_EQ(Cli("c", {"kv", "get", dev, "s", "after"}).out, "2\n");
   for (const char* node : {"a", "b", "c"}) EXPECT_EQ(StopNode(node), 0) << Log(node);
+}
+
+// The source and every replica decide the same thing about the same value: a
+// sweep of shapes around the depth limit (arrays, objects, both), appended at a
+// and followed by b. What a refuses is nowhere; what it takes is a KV value on
+// both. CAIRN_LONG=1 (tests/faults/run --long deep_json) sweeps many more.
+TEST_F(HostileInputTest, ValuesAroundTheDepthLimitAreDecidedTheSameEverywhere) {
+  const bool long_run = std::getenv("CAIRN_LONG") != nullptr;
+  StartNode("a");
+  StartNode("b", {"a"});
+  const std::string dev = DeviceOf("a");
+  std::vector<size_t> depths = {1, 99, 100, 101, 5'000};
+  if (long_run) {
+    for (size_t d = 90; d <= 110; ++d) depths.push_back(d);
+    for (size_t d : {1'000, 20'000, 49'000}) depths.push_back(d);
+  }
+  auto objects = [](size_t depth) {
+    std::string v;
+    for (size_t i = 0; i < depth; ++i) v += R"({"k":)";
+    v += "0";
+    return v + std::string(depth, '}');
+  };
+  auto mixed = [](size_t depth) {
+    std::string open, close;
+    for (size_t i = 0; i < depth; ++i) {
+      open += i % 2 ? "[" : R"({"k":)";
+      close = (i % 2 ? "]" : "}") + close;
+    }
+    return open + "0" + close;
+  };
+  uint64_t accepted = 0;
+  int n = 0;
+  for (size_t depth : depths) {
+    for (const std::string& value : {Nested(depth), objects(depth), mixed(depth)}) {
+      const std::string key = "v" + std::to_string(n++);
+      RunResult r = Cli("a", {"append", dev, "kv.put", KvPut(key, value)});
+      const bool taken = r.exit_code == 0;
+      // The limit: 100 levels in the payload, whose own object is one of them.
+      EXPECT_EQ(taken, depth <= 99)
+          << "depth " << depth << " " << value.substr(0, 20) << ": " << r.err;
+      accepted += taken;
+    }
+  }
+  ASSERT_TRUE(Running("a")) << Log("a");
+  ASSERT_TRUE(Eventually([&] { return Last("b", dev) == accepted; })) << Log("b");
+  for (int i = 0; i < n; ++i) {
+    const std::string key = "v" + std::to_string(i);
+    RunResult ra = Cli("a", {"kv", "get", dev, "s", key});
+    RunResult rb = Cli("b", {"kv", "get", dev, "s", key});
+    EXPECT_EQ(ra.exit_code, rb.exit_code) << key;
+    EXPECT_EQ(ra.out, rb.out) << key;
+  }
+  for (const char* node : {"a", "b"}) EXPECT_EQ(StopNode(node), 0) << Log(node);
 }
 
 }  // namespace
