@@ -14,6 +14,9 @@ the honest node src. Mallory tries, one after the other:
      what fills it is closed.
   3. Snapshot chunks of an invented device: the header is checked (the device
      certificate from the CA, its signature) before any chunk is held.
+  4. Junk chunks under a genuine header (signed with a real device key, as a
+     replay of a real snapshot's header would be): held as their bytes, counted,
+     and the peer closed when they pass the 256 MiB limit of one snapshot.
 
 After each: the victim's memory has grown by less than a stated bound, an honest
 append at src still reaches the victim, and the log names mallory and the limit.
@@ -22,7 +25,9 @@ append at src still reaches the victim, and the log names mallory and the limit.
 """
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +54,37 @@ def snapshot_chunk(device, index, chunks):
               field_bytes(4, b"d" * 32) + field_uint(5, chunks) + field_bytes(7, b"s" * 64))
     # Many tiny entries: parsed, each takes many times its 4 bytes on the wire.
     entry = field_bytes(1, field_bytes(2, "k"))
+    body = entry * ((1 << 20) // len(entry))
+    return envelope(SNAPSHOT, field_bytes(1, header) + field_uint(2, index) +
+                    field_bytes(3, body))
+
+
+SNAPSHOT_LIMIT_MB = 256    # SyncOptions::max_snapshot_bytes
+
+
+def lp(b):
+    return len(b).to_bytes(4, "big") + b
+
+
+def signed_header(pki, device, seq, chunks):
+    """A snapshot header signed with `device`'s key: the signature checks out, the
+    digest (of chunks never sent whole) is made up."""
+    h, digest, time_us = os.urandom(32), os.urandom(32), 1
+    msg = (b"cairn.snapshot.v1" + lp(device.encode()) + seq.to_bytes(8, "big") + h +
+           time_us.to_bytes(8, "big") + chunks.to_bytes(4, "big") + digest)
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(msg)
+        f.flush()
+        sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey",
+                              os.path.join(pki, device + ".key"), "-in", f.name],
+                             check=True, capture_output=True).stdout
+    return (field_bytes(1, device) + field_uint(2, seq) + field_bytes(3, h) +
+            field_bytes(4, digest) + field_uint(5, chunks) + field_uint(6, time_us) +
+            field_bytes(7, sig))
+
+
+def junk_chunk(header, index):
+    entry = field_bytes(1, field_bytes(2, "k") + field_bytes(3, field_bytes(1, "v" * 1000)))
     body = entry * ((1 << 20) // len(entry))
     return envelope(SNAPSHOT, field_bytes(1, header) + field_uint(2, index) +
                     field_bytes(3, body))
@@ -157,6 +193,38 @@ def main():
               in net.log("victim"), "the log says why the snapshot was refused")
         check(last("victim", "ghost") == 0, "nothing of ghost was stored")
         honest_append_arrives("the snapshot chunks")
+
+        # 4. Junk chunks under a genuine header of a real device.
+        subprocess.run([os.path.join(sys.argv[3], "make-device.sh"), net.pki, "dx"],
+                       check=True, capture_output=True)
+        der = subprocess.run(["openssl", "x509", "-in", os.path.join(net.pki, "dx.crt"),
+                              "-outform", "DER"], check=True, capture_output=True).stdout
+        header = signed_header(net.pki, "dx", 1000, 400)
+        base = rss_mb(victim.pid)
+        peak = base
+        with HostilePeer("127.0.0.1", vport, net.pki, "mallory") as m:
+            m.send(catalogue("dx", 1000))
+            check(wait_for(lambda: m.received.get(SUBSCRIBE, 0) > 0, 10),
+                  "the victim subscribed to dx through mallory")
+            m.send(envelope(STREAM_HEADER, field_bytes(1, "dx") + field_bytes(2, der)))
+            sent = 0
+            for i in range(1, 400):
+                m.send_many([junk_chunk(header, i)])
+                if m.closed:
+                    break
+                sent += 1
+                if i % 16 == 0:
+                    peak = max(peak, rss_mb(victim.pid))
+            check(wait_for(lambda: m.closed, 20),
+                  f"mallory is closed after {sent} chunks of 1 MiB under a genuine header")
+            peak = max(peak, rss_mb(victim.pid))
+        check(peak - base < SNAPSHOT_LIMIT_MB + GROWTH_BOUND_MB,
+              f"victim RSS {base:.0f} -> at most {peak:.0f} MiB while it held them "
+              f"(bound +{SNAPSHOT_LIMIT_MB + GROWTH_BOUND_MB}: the snapshot limit and slack)")
+        check(f"over the limit of {SNAPSHOT_LIMIT_MB << 20}" in net.log("victim"),
+              "the log names the snapshot limit")
+        check(last("victim", "dx") == 0, "nothing of dx was installed")
+        honest_append_arrives("junk chunks under a genuine header")
     finally:
         net.finish()
 
