@@ -502,8 +502,16 @@ bool Engine::Demoted(const std::string& device, const std::string& peer) const {
 
 void Engine::CheckProgress() {
   bool replan = false;
-  for (auto& [dp, d] : demoted_) {
-    if (d.left > 0 && --d.left == 0) replan = true;  // back on trial
+  for (auto it = demoted_.begin(); it != demoted_.end();) {
+    Demotion& d = it->second;
+    if (d.left > 0) {
+      if (--d.left == 0) replan = true;  // back on trial
+      ++it;
+    } else if (++d.quiet >= options_.forget_demotion_ticks) {
+      it = demoted_.erase(it);
+    } else {
+      ++it;
+    }
   }
   std::vector<std::pair<std::string, std::string>> stalled;
   for (auto& [device, f] : following_) {
@@ -523,6 +531,7 @@ void Engine::CheckProgress() {
     const uint64_t claim = peers_[peer].catalogue.entries[device].last();
     Demotion& d = demoted_[{device, peer}];
     d.left = options_.demote_for_ticks << std::min(d.strikes++, 5);
+    d.quiet = 0;
     following_.erase(device);
     wire::Envelope un;
     un.mutable_unsubscribe()->set_device(device);

@@ -74,6 +74,9 @@ struct SyncOptions {
   // its claims no longer count (planner, restore guard, status).
   int stall_demote_ticks = 10;
   int demote_for_ticks = 30;
+  // A demotion that ended this many calls ago without a new one is forgotten
+  // (strikes and all), so the table holds only recent offenders.
+  int forget_demotion_ticks = 3600;
 };
 
 struct Action {
@@ -285,10 +288,10 @@ class Engine {
     std::string cert_der;
     std::unique_ptr<Assembly> assembling;
     std::unique_ptr<Assembly> installing;  // taken; counted until the install is done
-    // The snapshot header last checked on this follow (seq and signature), so a
-    // header is checked once per snapshot, not once per chunk.
-    uint64_t checked_seq = 0;
-    std::string checked_sig;
+    // The snapshot headers last checked on this follow (seq and signature), so a
+    // header is checked once per snapshot, not once per chunk: a few, so that a
+    // peer alternating headers cannot make every message cost a signature check.
+    std::deque<std::pair<uint64_t, std::string>> checked;
     // After a probe (see OnApplyDone), messages still in flight from before it are
     // dropped until one starts at this seq (or is a snapshot).
     uint64_t resync_from = 0;
@@ -382,6 +385,8 @@ class Engine {
   struct Demotion {
     int left = 0;
     int strikes = 0;
+    int quiet =
+        0;  // CheckProgress calls since it ended (forgotten at forget_demotion_ticks)
   };
   std::map<std::pair<std::string, std::string>, Demotion> demoted_;
   bool Demoted(const std::string& device, const std::string& peer) const;

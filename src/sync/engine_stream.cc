@@ -6,6 +6,11 @@
 #include "sync/engine.h"
 
 namespace cairn::sync {
+namespace {
+
+constexpr size_t kCheckedHeaders = 4;  // per follow, see Follow::checked
+
+}  // namespace
 
 // ---------------------------------------------------------------- serving
 
@@ -322,14 +327,16 @@ bool Engine::CheckSnapshotHeader(const std::string& device, Follow& f,
           "a snapshot header of '" + h.device() + "' in the stream of '" + device + "'");
     return false;
   }
-  if (!header_check_ || (f.checked_seq == h.seq() && f.checked_sig == h.sig()))
-    return true;
+  if (!header_check_) return true;
+  for (const auto& [seq, sig] : f.checked) {
+    if (seq == h.seq() && sig == h.sig()) return true;
+  }
   if (Status st = header_check_(f.cert_der, h); !st.ok()) {
     Close(f.peer, "refused a snapshot header: " + st.message());
     return false;
   }
-  f.checked_seq = h.seq();
-  f.checked_sig = h.sig();
+  f.checked.emplace_back(h.seq(), h.sig());
+  if (f.checked.size() > kCheckedHeaders) f.checked.pop_front();
   return true;
 }
 

@@ -514,6 +514,21 @@ TEST(EngineTest, ASnapshotHeaderIsCheckedBeforeAnyChunkIsHeld) {
   EXPECT_EQ(e.snapshot_bytes_held(), 0u) << "the assembly gave its bytes back";
 }
 
+// A peer alternating two signed headers (each a new snapshot) costs one check
+// per header, not one per message.
+TEST(EngineTest, AlternatingHeadersAreCheckedOnceEach) {
+  Engine e;
+  int checks = 0;
+  e.set_snapshot_header_check([&](const std::string&, const wire::SnapshotHeader&) {
+    ++checks;
+    return Status::Ok();
+  });
+  FollowDThroughSrc(e);
+  for (int i = 0; i < 20; ++i) e.OnMessage("src", ChunkOf(i % 2 ? 50 : 60, 4, 1, 10));
+  EXPECT_EQ(checks, 2);
+  EXPECT_EQ(CloseReason(e.TakeActions()), "");
+}
+
 // What snapshots in assembly hold is counted as the bytes kept, and bounded per
 // snapshot, per peer and per node; whatever ends an assembly gives them back.
 TEST(EngineTest, SnapshotAssemblyIsBoundedPerPeerAndPerNode) {
@@ -822,6 +837,7 @@ TEST(EngineTest, AFalseSourceIsNotBelievedAndAStalledClaimIsDemoted) {
   SyncOptions o;
   o.stall_demote_ticks = 3;
   o.demote_for_ticks = 5;
+  o.forget_demotion_ticks = 8;
   Engine e(o);
   e.SetLocal({Info("d", 10)});
   e.OnPeerActive("liar");
@@ -869,6 +885,21 @@ TEST(EngineTest, AFalseSourceIsNotBelievedAndAStalledClaimIsDemoted) {
   logs = Of(e.TakeActions(), Action::Kind::kLog);
   ASSERT_EQ(logs.size(), 1u);
   EXPECT_NE(logs[0].reason.find("for 10 s"), std::string::npos) << logs[0].reason;
+
+  // It stops claiming more; once its demotion has been over for
+  // forget_demotion_ticks (8 here), it is forgotten: a new stall starts again at 5 s.
+  e.OnMessage("liar", CatalogueOf({{"d", 20}}));
+  for (int i = 0; i < 10 + 8; ++i) {
+    h_delivers();
+    e.CheckProgress();
+  }
+  e.OnMessage("liar", CatalogueOf({{"d", uint64_t{1} << 62}}));
+  (void)e.TakeActions();
+  EXPECT_EQ(e.Via("d"), "liar");
+  for (int i = 0; i < 3; ++i) e.CheckProgress();
+  logs = Of(e.TakeActions(), Action::Kind::kLog);
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_NE(logs[0].reason.find("for 5 s"), std::string::npos) << logs[0].reason;
 }
 
 TEST(EngineTest, TheRealSourceIsPreferredOverAnyClaim) {
