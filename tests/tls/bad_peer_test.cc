@@ -58,6 +58,7 @@ class BadPeerTest : public LoopTest {
   Endpoint* server_ = nullptr;
   int port_ = 0;
   Recorder server_rec_, bad_rec_;
+  std::vector<std::string> refusals_;
 };
 
 TEST_F(BadPeerTest, ClientWithoutCertificateIsRefused) {
@@ -118,6 +119,29 @@ TEST_F(BadPeerTest, SilentClientTimesOut) {
   EXPECT_EQ(r.kind, Kind::kTimeout);
   EXPECT_EQ(r.message, "TLS handshake not complete after 200 ms");
   ExpectServesGoodClient(port_);
+}
+
+// One address may hold only so many handshakes at a time: more connections from
+// it are reset at accept, and the endpoint says why (the node logs it).
+TEST_F(BadPeerTest, HandshakesFromOneAddressAreCapped) {
+  Options o = FastOptions();
+  o.max_handshakes_per_ip = 3;
+  Endpoint* capped = MakeEndpoint(NodeContext("capped"), o);
+  capped->set_on_refused([this](const std::string& why) { refusals_.push_back(why); });
+  const int port = Listen(capped, bad_rec_.Callbacks());  // outlives the endpoint
+  std::vector<std::string>& refusals = refusals_;
+  std::vector<RawClient*> silent;
+  for (int i = 0; i < 5; ++i) silent.push_back(MakeRawClient(port));
+  ASSERT_TRUE(RunUntil([&] { return refusals.size() == 2; }));
+  ASSERT_TRUE(RunUntil([&] {
+    size_t ended = 0;
+    for (RawClient* r : silent) ended += r->ended();
+    return ended == 2;
+  }));
+  EXPECT_EQ(refusals[0],
+            "refused a connection from 127.0.0.1: 3 TLS handshakes from that address in "
+            "progress (limit 3)");
+  EXPECT_EQ(capped->connection_count(), 3u);
 }
 
 TEST_F(BadPeerTest, RandomBytesAreRefusedOrTimedOut) {
