@@ -202,6 +202,7 @@ def main():
         header = signed_header(net.pki, "dx", 1000, 400)
         base = rss_mb(victim.pid)
         peak = base
+        t0 = time.monotonic()
         with HostilePeer("127.0.0.1", vport, net.pki, "mallory") as m:
             m.send(catalogue("dx", 1000))
             check(wait_for(lambda: m.received.get(SUBSCRIBE, 0) > 0, 10),
@@ -215,8 +216,11 @@ def main():
                 sent += 1
                 if i % 16 == 0:
                     peak = max(peak, rss_mb(victim.pid))
-            check(wait_for(lambda: m.closed, 20),
-                  f"mallory is closed after {sent} chunks of 1 MiB under a genuine header")
+            closed = wait_for(lambda: m.closed, 20)
+            row = [(p["state"], p["reason"]) for p in net.status("victim").get("peers", [])
+                   if p.get("id") == "mallory"]
+            check(closed, f"mallory is closed after {sent} chunks of 1 MiB under a genuine "
+                          f"header in {time.monotonic() - t0:.1f} s ({m.goodbye or row})")
             peak = max(peak, rss_mb(victim.pid))
         check(peak - base < SNAPSHOT_LIMIT_MB + GROWTH_BOUND_MB,
               f"victim RSS {base:.0f} -> at most {peak:.0f} MiB while it held them "

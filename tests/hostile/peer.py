@@ -8,6 +8,7 @@ protobuf fields of src/wire/cairn.proto), so it needs nothing but Python.
 """
 import json
 import os
+import select
 import shutil
 import socket
 import ssl
@@ -18,7 +19,7 @@ import threading
 import time
 
 # Envelope fields (src/wire/cairn.proto).
-HELLO, PING, PONG, PEER_EXCHANGE, CATALOGUE, SUBSCRIBE = 1, 2, 3, 5, 6, 7
+HELLO, PING, PONG, GOODBYE, PEER_EXCHANGE, CATALOGUE, SUBSCRIBE = 1, 2, 3, 4, 5, 6, 7
 STREAM_HEADER, SNAPSHOT = 10, 11
 PROTOCOL_VERSION = 1
 
@@ -86,6 +87,7 @@ class HostilePeer:
         self.lock = threading.Lock()
         self.received = {}  # Envelope field number -> count
         self.closed = False
+        self.goodbye = ""  # the node's reason, when it said goodbye
         self.hello_seen = threading.Event()
         self.keep_reading = keep_reading  # False: stop reading once the hello came
         self.send(hello(name))
@@ -99,10 +101,18 @@ class HostilePeer:
             self.sock.sendall(len(message).to_bytes(4, "big") + message)
 
     def _read(self):
+        # An SSL socket must not be read and written by two threads at once (the
+        # TLS state is shared): the reader waits for bytes outside the lock and
+        # reads them under it, the lock that send() holds while it writes.
         buf = b""
         try:
             while True:
-                data = self.sock.recv(1 << 16)
+                if not self.sock.pending():
+                    readable, _, _ = select.select([self.sock], [], [], 0.2)
+                    if not readable:
+                        continue
+                with self.lock:
+                    data = self.sock.recv(1 << 16)
                 if not data:
                     break
                 buf += data
@@ -113,6 +123,8 @@ class HostilePeer:
                     msg, buf = buf[4:4 + n], buf[4 + n:]
                     number, body = top_field(msg)
                     self.received[number] = self.received.get(number, 0) + 1
+                    if number == GOODBYE:
+                        self.goodbye = top_field(body)[1].decode(errors="replace")
                     if number == HELLO:
                         self.hello_seen.set()
                         if not self.keep_reading:
