@@ -53,7 +53,11 @@ def snapshot_chunk(device, index, chunks):
     header = (field_bytes(1, device) + field_uint(2, 1000) + field_bytes(3, b"h" * 32) +
               field_bytes(4, b"d" * 32) + field_uint(5, chunks) + field_bytes(7, b"s" * 64))
     # Many tiny entries: parsed, each takes many times its 4 bytes on the wire.
-    entry = field_bytes(1, field_bytes(2, "k"))
+    return chunk_of(header, index, field_bytes(1, field_bytes(2, "k")))
+
+
+def chunk_of(header, index, entry):
+    """A Snapshot message: chunk `index` under `header`, 1 MiB of `entry`."""
     body = entry * ((1 << 20) // len(entry))
     return envelope(SNAPSHOT, field_bytes(1, header) + field_uint(2, index) +
                     field_bytes(3, body))
@@ -84,10 +88,8 @@ def signed_header(pki, device, seq, chunks):
 
 
 def junk_chunk(header, index):
-    entry = field_bytes(1, field_bytes(2, "k") + field_bytes(3, field_bytes(1, "v" * 1000)))
-    body = entry * ((1 << 20) // len(entry))
-    return envelope(SNAPSHOT, field_bytes(1, header) + field_uint(2, index) +
-                    field_bytes(3, body))
+    return chunk_of(header, index,
+                    field_bytes(1, field_bytes(2, "k") + field_bytes(3, field_bytes(1, "v" * 1000))))
 
 
 def main():
