@@ -63,8 +63,6 @@ Result<long> CheckChain(const std::string& device, const DevicePublicKey& key,
 
 namespace {
 
-constexpr size_t kMaxChunkWireBytes = kMaxSnapshotChunkBytes + (64u << 10);
-
 std::string SnapshotName(const wire::SnapshotHeader& h) {
   return "snapshot of '" + h.device() + "' at " + std::to_string(h.seq());
 }

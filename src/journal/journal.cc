@@ -59,6 +59,7 @@ Journal::~Journal() {
 
 // Trusts LevelDB and nothing else: every stream's head must be where its meta says.
 Status Journal::Load() {
+  std::vector<std::pair<std::string, wire::StreamMeta>> installs;  // cut short
   auto it = store_->NewIterator();
   for (it->Seek(std::string(layout::kMetaPrefix)); it->Valid(); it->Next()) {
     std::string device;
@@ -71,9 +72,17 @@ Status Journal::Load() {
       return Status::Corruption(store_->path() + ": stream meta of '" + device +
                                 "' does not decode");
     }
+    if (meta.installing() != 0) {
+      installs.emplace_back(device, std::move(meta));  // finished below
+      continue;
+    }
     CAIRN_RETURN_IF_ERROR(LoadStream(device, meta));
   }
   if (!it->status().ok()) return store_->Convert(it->status(), "loading stream metadata");
+  for (auto& [device, meta] : installs) {
+    CAIRN_ASSIGN_OR_RETURN(auto done, ResumeInstall(device, std::move(meta)));
+    if (done) CAIRN_RETURN_IF_ERROR(LoadStream(device, *done));
+  }
   const leveldb::Slice fork_prefix(layout::kForkPrefix.data(),
                                    layout::kForkPrefix.size());
   for (it->Seek(fork_prefix); it->Valid() && it->key().starts_with(fork_prefix);
@@ -109,7 +118,8 @@ Status Journal::Load() {
     s->key = signer->public_key();
     s->last_snapshot_mono_us = options_.clock->MonotonicMicros();
   }
-  return Status::Ok();
+  it.reset();
+  return ClearStaleSlots();
 }
 
 Status Journal::LoadStream(const std::string& device, const wire::StreamMeta& meta) {

@@ -48,6 +48,8 @@ inline constexpr size_t kMaxTypeBytes = 64;
 inline constexpr size_t kMaxPayloadBytes = 1u << 20;
 inline constexpr size_t kMaxEventsPerAppend = 10000;
 inline constexpr size_t kMaxSnapshotChunkBytes = 1u << 20;
+// A chunk's encoding may exceed kMaxSnapshotChunkBytes by its framing, no more.
+inline constexpr size_t kMaxChunkWireBytes = kMaxSnapshotChunkBytes + (64u << 10);
 
 // What this node keeps of each stream it stores (README, "What is kept"). A
 // snapshot never deletes events by itself: an event goes only once it is at or
@@ -198,12 +200,29 @@ class Journal {
                              std::vector<wire::Record> records);
   // Snapshot at the head of a device we are the source of; returns its seq.
   Result<uint64_t> Snapshot(std::string_view device);
-  // Stores a snapshot received from a peer after verifying it. At or below our
-  // head it must match the event we hold at its seq (else Fork, proof stored);
-  // events stay (retention deletes them). Beyond our head it replaces our view —
-  // but when we hold events, nothing shows that they lead to it (the events
-  // between are not offered): Gap, nothing changed, unless AcceptGap(device).
-  Result<uint64_t> InstallSnapshot(std::string_view cert_der, SnapshotData snapshot);
+  // A snapshot from a peer is staged on disk as its chunks come, then verified
+  // and installed from there: memory holds one part at a time, whatever its size.
+  // StageSnapshot writes chunks part.first_chunk.. of part.header's snapshot
+  // under `stage_id` (the caller's, unique per transfer). first_chunk 1 starts a
+  // staging, replacing any other of the device; a later part must follow the
+  // last one staged under the same id (else FailedPrecondition, or
+  // InvalidArgument for a part out of order or past the header's chunk count).
+  // Nothing but the shape is checked here: InstallSnapshot checks the rest.
+  Status StageSnapshot(uint64_t stage_id, SnapshotData part);
+  // Forgets staging `stage_id` of `device` (a transfer given up) and deletes its
+  // chunks; a part of it staged later is refused. Nothing when it was replaced.
+  void DropStaged(const std::string& device, uint64_t stage_id);
+  // Stages `last_part` (with stage_id 0: a whole snapshot, chunks 1..n), then
+  // verifies the whole staged snapshot and stores it; the staging is used up
+  // either way. At or below our head it must match the event we hold at its seq
+  // (else Fork, proof stored); events stay (retention deletes them). Beyond our
+  // head it replaces our events and view — but when we hold events, nothing
+  // shows that they lead to it (the events between are not offered): Gap,
+  // nothing changed, unless AcceptGap(device). That replacement takes as many
+  // batches as the view needs; meanwhile the view's reads answer Unavailable,
+  // and one cut short by a crash is finished when the journal opens.
+  Result<uint64_t> InstallSnapshot(std::string_view cert_der, SnapshotData last_part,
+                                   uint64_t stage_id = 0);
   // The check a snapshot's header passes before any of its chunks is taken: a
   // device we may receive (not one we are the source of), its certificate (or the
   // one we hold) from the CA, the header signed with that device key. Runs on the
@@ -358,6 +377,35 @@ class Journal {
                      uint64_t max_rev, int64_t at_us);
   Result<SnapshotData> ReadSnapshotAt(std::string_view device,
                                       const leveldb::Snapshot* snap) const;
+  struct CurrentSnap {
+    wire::SnapshotHeader header;
+    uint32_t slot = 0;
+    uint64_t first_stored = 0;
+  };
+  // The current snapshot's header and slot (NotFound: none), as of `at`.
+  Result<CurrentSnap> CurrentSnapshot(std::string_view device,
+                                      const leveldb::Snapshot* at) const;
+  // Snapshot slots and staging (snapshot.cc; see layout.h). Writer side.
+  Status ClearSlot(leveldb::WriteBatch* batch, const std::string& device,
+                   uint32_t slot) const;
+  Status ClearSlotNow(const std::string& device, uint32_t slot);
+  Status ForEachChunkIn(const std::string& device, uint32_t slot, uint32_t count,
+                        const std::function<Status(const wire::SnapshotChunk&)>& fn,
+                        const leveldb::Snapshot* at = nullptr) const;
+  Status CheckStagedDigest(const wire::SnapshotHeader& h, uint32_t slot) const;
+  Status DoStage(const Op& op);
+  void DoDropStage(const Op& op);
+  Result<uint64_t> InstallStaged(const std::string& device, std::string_view cert_der,
+                                 uint64_t stage_id);
+  Status DeleteKeysUnder(const std::string& prefix);
+  Result<wire::StreamMeta> FinishInstall(const std::string& device,
+                                         wire::StreamMeta meta);
+  // At open (Load): nullopt when the stream was dropped.
+  Result<std::optional<wire::StreamMeta>> ResumeInstall(const std::string& device,
+                                                        wire::StreamMeta meta);
+  Status ClearStaleSlots();
+  // Unavailable while a snapshot replaces `device`'s view.
+  Status ViewReadable(std::string_view device) const;
 
   // Open cursors (and so subscriptions) by device, as the seqs they read next:
   // retention by acknowledgement keeps what an open cursor has yet to read, so a
@@ -405,7 +453,18 @@ class Journal {
   // Followers of each stream: node id -> last seq it reported holding (stored).
   std::map<std::string, std::map<std::string, uint64_t>> followers_;
   std::set<std::string> accept_gap_;  // AcceptGap, until the install
-  mutable std::mutex readers_mu_;     // guards readers_
+  std::set<std::string> installing_;  // a snapshot replaces their view (ViewReadable)
+  // Snapshots being staged, by device (writer side: whoever holds writing_).
+  struct Staging {
+    uint64_t id = 0;
+    wire::SnapshotHeader header;
+    uint32_t slot = 1;
+    uint32_t chunks = 0;  // staged so far
+  };
+  std::map<std::string, Staging> staging_;
+  std::deque<uint64_t> dropped_stages_;          // recent DropStaged ids
+  uint64_t next_own_stage_ = uint64_t{1} << 63;  // InstallSnapshot of a whole one
+  mutable std::mutex readers_mu_;                // guards readers_
   mutable std::map<std::string, std::multiset<uint64_t>> readers_;
   std::thread writer_;
 

@@ -49,19 +49,20 @@ struct PendingRecord {
 };
 
 struct Op {
-  enum class Kind { kAppend, kApply, kSnapshot, kInstall, kTrim };
+  enum class Kind { kAppend, kApply, kSnapshot, kStage, kDropStage, kInstall, kTrim };
   Kind kind = Kind::kAppend;
   std::string device;
   std::vector<PreparedEvent> events;  // kAppend
   std::string bodies;    // kAppend: every event's encoded body, then kTailRoom bytes
   std::string cert_der;  // kApply, kInstall
   std::vector<wire::Record> records;  // kApply
-  SnapshotData snapshot;              // kInstall
+  SnapshotData snapshot;              // kStage, kInstall: a part (or all) of one
+  uint64_t stage_id = 0;              // kStage, kDropStage, kInstall
   uint64_t trim_to = 0;               // kTrim
   size_t bytes = 0;
   std::function<void(Result<SeqRange>)> on_append;
   std::function<void(Result<ApplyOutcome>)> on_apply;
-  std::function<void(Result<uint64_t>)> on_seq;  // kSnapshot, kInstall, kTrim
+  std::function<void(Result<uint64_t>)> on_seq;  // the others
   // Filled while a group is built.
   Status status;
   SeqRange range;

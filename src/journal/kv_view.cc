@@ -55,6 +55,7 @@ bool ByStoreKey(const KvItem& a, const KvItem& b) {
 Result<std::optional<KvItem>> Journal::KvGet(std::string_view device,
                                              std::string_view store,
                                              std::string_view key) const {
+  CAIRN_RETURN_IF_ERROR(ViewReadable(device));
   CAIRN_ASSIGN_OR_RETURN(
       auto e, store_->GetProto<wire::KvEntry>(layout::KvKey(device, store, key)));
   if (!e || KvExpired(*e, options_.clock->NowMicros())) return std::optional<KvItem>();
@@ -65,6 +66,7 @@ Result<std::vector<KvItem>> Journal::KvList(std::string_view device,
                                             std::string_view store,
                                             std::string_view start_after,
                                             size_t limit) const {
+  CAIRN_RETURN_IF_ERROR(ViewReadable(device));
   const std::string prefix = layout::KvStorePrefix(device, store);
   const int64_t now = options_.clock->NowMicros();
   std::vector<KvItem> out;

@@ -29,10 +29,25 @@ std::string EventKey(std::string_view device, uint64_t seq) {
 
 std::string EventPrefix(std::string_view device) { return Prefixed('e', device); }
 
-std::string SnapshotKey(std::string_view device, uint32_t index) {
+std::string SnapshotKey(std::string_view device, uint32_t slot, uint32_t index) {
   std::string k = Prefixed('s', device);
-  PutU32BE(&k, index);
+  PutU32BE(&k, (slot << 31) | index);
   return k;
+}
+
+std::string SnapshotPrefix(std::string_view device) { return Prefixed('s', device); }
+
+bool ParseSnapshotKey(std::string_view key, std::string_view device, uint32_t* slot,
+                      uint32_t* index) {
+  std::string_view d;
+  uint32_t v = 0;
+  if (!TakeTag(&key, 's') || !GetLengthPrefixed(&key, &d) || d != device ||
+      !GetU32BE(&key, &v) || !key.empty()) {
+    return false;
+  }
+  *slot = v >> 31;
+  *index = v & 0x7fffffffu;
+  return true;
 }
 
 std::string KvKey(std::string_view device, std::string_view store, std::string_view key) {

@@ -78,12 +78,12 @@ Status Store::Write(leveldb::WriteBatch* batch, bool sync) {
   return Convert(db_->Write(wo, batch), "writing");
 }
 
-std::unique_ptr<leveldb::Iterator> Store::NewIterator(
-    const leveldb::Snapshot* snap) const {
+std::unique_ptr<leveldb::Iterator> Store::NewIterator(const leveldb::Snapshot* snap,
+                                                      bool fill_cache) const {
   leveldb::ReadOptions ro;
   ro.verify_checksums = true;
   ro.snapshot = snap;
-  ro.fill_cache = true;
+  ro.fill_cache = fill_cache;
   return std::unique_ptr<leveldb::Iterator>(db_->NewIterator(ro));
 }
 

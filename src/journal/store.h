@@ -48,8 +48,10 @@ class Store {
                                         const leveldb::Snapshot* snap = nullptr) const;
 
   Status Write(leveldb::WriteBatch* batch, bool sync);
-  std::unique_ptr<leveldb::Iterator> NewIterator(
-      const leveldb::Snapshot* snap = nullptr) const;
+  // `fill_cache` false for a bulk scan (a snapshot staged or installed), which
+  // would otherwise push what reads need out of the block cache.
+  std::unique_ptr<leveldb::Iterator> NewIterator(const leveldb::Snapshot* snap = nullptr,
+                                                 bool fill_cache = true) const;
 
   // Reads every entry with checksums verified; Corruption names the damage.
   Status VerifyAll() const;

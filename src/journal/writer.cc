@@ -284,6 +284,15 @@ void Journal::WriteNextGroup(std::unique_lock<std::mutex>& l) {
     case Op::Kind::kSnapshot:
       first.on_seq(DoSnapshot(first.device));
       break;
+    case Op::Kind::kStage: {
+      Status s = DoStage(first);
+      first.on_seq(s.ok() ? Result<uint64_t>(uint64_t{0}) : Result<uint64_t>(s));
+      break;
+    }
+    case Op::Kind::kDropStage:
+      DoDropStage(first);
+      first.on_seq(uint64_t{0});
+      break;
     case Op::Kind::kInstall:
       first.on_seq(DoInstall(first));
       break;

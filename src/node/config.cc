@@ -64,6 +64,18 @@ void AddFlags(CLI::App& app, DaemonConfig& c, RawFlags& raw) {
                  "limit)")
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
+  app.add_option("--max-snapshot-bytes", c.max_snapshot_bytes,
+                 "largest snapshot taken from a peer (staged on disk as it comes); "
+                 "suffixes KB MB GB")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 50))
+      ->capture_default_str();
+  app.add_option("--max-staged-bytes", c.max_staged_bytes,
+                 "disk that all snapshots being received at once may take; past it "
+                 "the peer staging the most is closed; suffixes KB MB GB")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 50))
+      ->capture_default_str();
   app.add_option("--retain-every-ms", c.retain_every_ms,
                  "how often retention looks for events it may delete")
       ->check(CLI::Range(int64_t{100}, int64_t{3'600'000}))

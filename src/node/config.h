@@ -46,6 +46,10 @@ struct DaemonConfig {
   uint64_t retain_max_age_seconds = 0;  // 0 = no limit
   uint64_t retain_max_bytes = 0;        // per stream; 0 = no limit
   int64_t retain_every_ms = 5'000;      // how often the retention pass runs
+  // A snapshot from a peer is staged on disk as it comes: the largest one taken,
+  // and what all those coming at once may stage (sync::SyncOptions).
+  uint64_t max_snapshot_bytes = uint64_t{4} << 30;
+  uint64_t max_staged_bytes = uint64_t{16} << 30;
   bool sync_writes = true;
   bool dev = false;
   bool new_device = false;

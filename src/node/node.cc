@@ -176,6 +176,8 @@ Status Node::StartSync() {
     options.restore_guard = !config_.new_device && expected > 0;
     options.guard_expected_peers = expected / 2 + 1;
     options.retain_every_ms = config_.retain_every_ms;
+    options.max_snapshot_bytes = config_.max_snapshot_bytes;
+    options.max_staged_bytes_total = config_.max_staged_bytes;
     sync_ = std::make_unique<sync::SyncNode>(&loop_, journal_.get(), d, options);
     sync_->set_log([](const std::string& line) { CAIRN_LOG(kWarn) << "sync: " << line; });
     d->set_listener(sync_.get());

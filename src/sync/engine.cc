@@ -11,6 +11,14 @@ Engine::Engine(SyncOptions options)
     : options_(options), high_water_([](const std::string&) { return false; }) {}
 
 std::vector<Action> Engine::TakeActions() {
+  for (auto& [device, stage_id] : ledger_.dropped) {
+    Action a;
+    a.kind = Action::Kind::kDropStage;
+    a.device = std::move(device);
+    a.stage_id = stage_id;
+    actions_.push_back(std::move(a));
+  }
+  ledger_.dropped.clear();
   std::vector<Action> out;
   out.swap(actions_);
   return out;

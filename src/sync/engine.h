@@ -48,14 +48,19 @@ struct SyncOptions {
   uint64_t switch_margin = 64;            // see planner.h
   int64_t rtt_switch_min_us = 1000;       // see planner.h
   size_t max_catalogue_entries = 250000;  // per peer
-  // Snapshots being received are held as the bytes of their chunks (parsed one at
-  // a time at the install), counted as the memory they take: at most this much
-  // for one snapshot, for all those coming from one peer, and for the node. A
+  // A snapshot being received is staged on disk (Journal::StageSnapshot) in
+  // parts of stage_part_bytes as its chunks come, and installed from there. A
   // header is checked (the device's certificate from the CA, its signature)
   // before any chunk is taken; a peer past a limit is closed with the reason.
-  size_t max_snapshot_bytes = 256u << 20;
-  size_t max_snapshot_bytes_per_peer = 256u << 20;
-  size_t max_snapshot_bytes_total = 512u << 20;
+  // In memory, only the parts in hand, counted as the memory they take: at most
+  // max_snapshot_memory_per_peer for all those from one peer and
+  // max_snapshot_memory_total for the node. On disk: at most max_snapshot_bytes
+  // for one snapshot and max_staged_bytes_total for all those being staged.
+  size_t stage_part_bytes = 4u << 20;
+  size_t max_snapshot_memory_per_peer = 256u << 20;
+  size_t max_snapshot_memory_total = 512u << 20;
+  uint64_t max_snapshot_bytes = uint64_t{4} << 30;
+  uint64_t max_staged_bytes_total = uint64_t{16} << 30;
   // Restore guard: refuse appends to our own devices until `guard_expected_peers`
   // peers have told us their heads (catching our streams up from them first).
   // There is no time limit: only those answers or an operator's release
@@ -85,7 +90,9 @@ struct Action {
     kRead,
     kReadSnapshot,
     kApply,
-    kInstall,
+    kStage,      // `snapshot`: a part of one, to stage under `stage_id`
+    kInstall,    // `snapshot`: its last part; then verify and install it
+    kDropStage,  // the transfer under `stage_id` was given up: delete what it staged
     kClose,
     kRelease,
     kNotifyFork,  // read our side of `device`'s newest fork, tell `peer` (its source)
@@ -104,8 +111,9 @@ struct Action {
   uint32_t chunk = 0;                 // kReadSnapshot: the first chunk to read
   std::string cert_der;               // kApply, kInstall (may be empty)
   std::vector<wire::Record> records;  // kApply, kOwnFork
-  journal::SnapshotData snapshot;     // kInstall
-  uint64_t credit = 0;                // kApply, kInstall: bytes to grant back
+  journal::SnapshotData snapshot;     // kStage, kInstall
+  uint64_t stage_id = 0;              // kStage, kInstall, kDropStage
+  uint64_t credit = 0;                // kApply, kStage, kInstall: bytes to grant back
   std::string reason;                 // kClose
   std::map<std::string, std::map<std::string, uint64_t>> heads;  // kRetain
   std::map<std::string, uint64_t> floors;                        // kRetain
@@ -131,8 +139,10 @@ class Engine {
   using HeaderCheck =
       std::function<Status(const std::string& cert_der, const wire::SnapshotHeader&)>;
   void set_snapshot_header_check(HeaderCheck f) { header_check_ = std::move(f); }
-  // Bytes of snapshot chunks held for assembly (see SyncOptions).
-  uint64_t snapshot_bytes_held() const { return ledger_.total; }
+  // Snapshot chunks received and not yet installed: the memory of those in hand
+  // (or on their way to disk), and the bytes staged on disk (see SyncOptions).
+  uint64_t snapshot_memory_held() const { return ledger_.memory; }
+  uint64_t snapshot_bytes_staged() const { return ledger_.staged; }
 
   // ---- local state
   void SetLocal(const std::vector<journal::StreamInfo>& catalogue);
@@ -237,35 +247,53 @@ class Engine {
     bool reading = false;
     bool header_sent = false;
   };
-  // Bytes held by snapshot assemblies, per peer and in all. An Assembly gives its
+  // What snapshot assemblies hold: in memory (parts not yet staged), per peer
+  // and in all, and on disk (staged, or on the way there). An Assembly gives its
   // bytes back when it ends, however it ends (installed, replaced, its follow
-  // erased), so the sums cannot drift.
+  // erased), so the sums cannot drift; one whose staging was not handed to an
+  // install leaves its id in `dropped`, for the journal to delete.
   struct AssemblyLedger {
-    uint64_t total = 0;
-    std::map<std::string, uint64_t> by_peer;
+    uint64_t memory = 0;
+    std::map<std::string, uint64_t> memory_by_peer;
+    uint64_t staged = 0;
+    std::map<std::string, uint64_t> staged_by_peer;
+    std::vector<std::pair<std::string, uint64_t>> dropped;  // device, stage id
   };
   class Assembly {
    public:
-    Assembly(AssemblyLedger* ledger, std::string peer,
-             const wire::SnapshotHeader& header);
+    Assembly(AssemblyLedger* ledger, std::string peer, const wire::SnapshotHeader& header,
+             uint64_t stage_id);
     ~Assembly();
     Assembly(const Assembly&) = delete;
     Assembly& operator=(const Assembly&) = delete;
-    const wire::SnapshotHeader& header() const { return data_.header; }
-    size_t chunks() const { return data_.encoded_chunks.size(); }
-    uint64_t bytes() const { return bytes_; }
+    const wire::SnapshotHeader& header() const { return part_.header; }
+    uint64_t stage_id() const { return stage_id_; }
+    // Chunks received (staged, on the way, in hand).
+    uint32_t chunks() const {
+      return part_.first_chunk - 1 + static_cast<uint32_t>(part_.encoded_chunks.size());
+    }
+    uint64_t staged() const { return staged_; }  // every chunk's bytes, for the disk
+    uint64_t in_hand() const { return hand_; }   // memory of the part not yet taken
     void Add(std::string chunk);
-    // The snapshot, moved out for the install; its bytes stay counted until the
-    // Assembly ends (OnApplyDone, when the install is done).
-    journal::SnapshotData Take();
+    // The chunks in hand, moved out to be staged; `last`: with the install, which
+    // uses the staging up whatever its outcome (nothing is left to drop).
+    journal::SnapshotData TakePart(bool last);
+    // The part taken last is on disk (or failed): its memory is free.
+    void PartDone();
 
    private:
-    void GiveBack();
+    void GiveBackMemory(uint64_t n);
     AssemblyLedger* ledger_;
     std::string peer_;
-    journal::SnapshotData data_;
-    uint64_t bytes_ = 0;
+    uint64_t stage_id_;
+    journal::SnapshotData part_;  // header, the chunks in hand from first_chunk
+    uint64_t hand_ = 0;           // memory of part_'s chunks
+    uint64_t flight_ = 0;         // memory of the part being staged
+    uint64_t staged_ = 0;
+    bool begun_ = false;        // a part was taken: the journal holds a staging
+    bool handed_over_ = false;  // to the install, which uses it up
   };
+  enum class Took { kClosed, kHeld, kStage, kComplete };
   // A stream message waiting for the apply before it; a snapshot chunk travels
   // as its bytes (`chunk`, the message's own chunk cleared).
   struct Queued {
@@ -287,7 +315,8 @@ class Engine {
     uint64_t credit_owed = 0;  // applied on this subscription, not yet granted back
     std::string cert_der;
     std::unique_ptr<Assembly> assembling;
-    std::unique_ptr<Assembly> installing;  // taken; counted until the install is done
+    std::unique_ptr<Assembly>
+        installing;  // its last part taken; until the install is done
     // The snapshot headers last checked on this follow (seq and signature), so a
     // header is checked once per snapshot, not once per chunk: a few, so that a
     // peer alternating headers cannot make every message cost a signature check.
@@ -347,9 +376,17 @@ class Engine {
   void Release(const std::string& device, const std::string& reason);
   void Probe(const std::string& device, const std::string& peer);
   bool CheckSnapshotHeader(const std::string& device, Follow& f, const wire::Snapshot& s);
-  uint64_t HeldFrom(const std::string& peer) const;  // snapshot bytes, see ledger_
-  bool TakeSnapshotChunk(const std::string& device, Follow& f, const wire::Snapshot& s,
+  // Collects a snapshot chunk: held, a part to stage, the last one, or the peer
+  // was closed (a limit).
+  Took TakeSnapshotChunk(const std::string& device, Follow& f, const wire::Snapshot& s,
                          std::string chunk);
+  // Over a limit of `held` (a snapshot, a peer, the node): closes `peer` with the
+  // reason; true when it did.
+  bool OverLimit(const std::string& peer, const std::string& device, uint64_t held,
+                 uint64_t max, const std::string& of);
+  // Closes the peer holding the most in `by_peer`; true when that is `peer`.
+  bool CloseLargest(const std::map<std::string, uint64_t>& by_peer, uint64_t total,
+                    uint64_t max, const std::string& what, const std::string& peer);
 
   SyncOptions options_;
   std::function<bool(const std::string&)> high_water_;
@@ -394,7 +431,8 @@ class Engine {
   std::vector<Action> actions_;
   uint64_t records_served_ = 0;
   uint64_t serve_generation_ = 0;
-  uint64_t next_sub_ = 0;  // ids of our subscriptions (Follow::sub)
+  uint64_t next_sub_ = 0;    // ids of our subscriptions (Follow::sub)
+  uint64_t next_stage_ = 0;  // ids of snapshot stagings (Assembly::stage_id)
   std::set<std::string> guarded_;
   std::set<std::string> heard_;  // peers whose catalogue we have
   size_t guard_expected_peers_ = 0;

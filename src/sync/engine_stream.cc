@@ -289,31 +289,63 @@ void Engine::OnStreamMessage(const std::string& peer, const std::string& device,
 // ---------------------------------------------------------------- assembly
 
 Engine::Assembly::Assembly(AssemblyLedger* ledger, std::string peer,
-                           const wire::SnapshotHeader& header)
-    : ledger_(ledger), peer_(std::move(peer)) {
-  data_.header = header;
+                           const wire::SnapshotHeader& header, uint64_t stage_id)
+    : ledger_(ledger), peer_(std::move(peer)), stage_id_(stage_id) {
+  part_.header = header;
 }
 
-Engine::Assembly::~Assembly() { GiveBack(); }
+Engine::Assembly::~Assembly() {
+  GiveBackMemory(hand_ + flight_);
+  if (staged_ > 0) {
+    ledger_->staged -= staged_;
+    auto it = ledger_->staged_by_peer.find(peer_);
+    CHECK(it != ledger_->staged_by_peer.end() && it->second >= staged_);
+    it->second -= staged_;
+    if (it->second == 0) ledger_->staged_by_peer.erase(it);
+  }
+  if (begun_ && !handed_over_) {
+    ledger_->dropped.emplace_back(part_.header.device(), stage_id_);
+  }
+}
 
 void Engine::Assembly::Add(std::string chunk) {
-  const uint64_t n = chunk.capacity() + sizeof(std::string);
-  data_.encoded_chunks.push_back(std::move(chunk));
-  bytes_ += n;
-  ledger_->total += n;
-  ledger_->by_peer[peer_] += n;
+  const uint64_t memory = chunk.capacity() + sizeof(std::string);
+  const uint64_t disk = chunk.size();
+  part_.encoded_chunks.push_back(std::move(chunk));
+  hand_ += memory;
+  ledger_->memory += memory;
+  ledger_->memory_by_peer[peer_] += memory;
+  staged_ += disk;
+  ledger_->staged += disk;
+  ledger_->staged_by_peer[peer_] += disk;
 }
 
-journal::SnapshotData Engine::Assembly::Take() { return std::move(data_); }
+journal::SnapshotData Engine::Assembly::TakePart(bool last) {
+  journal::SnapshotData out;
+  out.header = part_.header;
+  out.first_chunk = part_.first_chunk;
+  out.encoded_chunks = std::move(part_.encoded_chunks);
+  part_.encoded_chunks.clear();
+  part_.first_chunk += static_cast<uint32_t>(out.encoded_chunks.size());
+  begun_ = true;
+  flight_ += hand_;
+  hand_ = 0;
+  handed_over_ = last;
+  return out;
+}
 
-void Engine::Assembly::GiveBack() {
-  if (bytes_ == 0) return;
-  ledger_->total -= bytes_;
-  auto it = ledger_->by_peer.find(peer_);
-  CHECK(it != ledger_->by_peer.end() && it->second >= bytes_);
-  it->second -= bytes_;
-  if (it->second == 0) ledger_->by_peer.erase(it);
-  bytes_ = 0;
+void Engine::Assembly::PartDone() {
+  GiveBackMemory(flight_);
+  flight_ = 0;
+}
+
+void Engine::Assembly::GiveBackMemory(uint64_t n) {
+  if (n == 0) return;
+  ledger_->memory -= n;
+  auto it = ledger_->memory_by_peer.find(peer_);
+  CHECK(it != ledger_->memory_by_peer.end() && it->second >= n);
+  it->second -= n;
+  if (it->second == 0) ledger_->memory_by_peer.erase(it);
 }
 
 // A snapshot's header is checked when its first message arrives, before any of
@@ -340,52 +372,67 @@ bool Engine::CheckSnapshotHeader(const std::string& device, Follow& f,
   return true;
 }
 
-uint64_t Engine::HeldFrom(const std::string& peer) const {
-  auto it = ledger_.by_peer.find(peer);
-  return it == ledger_.by_peer.end() ? 0 : it->second;
+bool Engine::OverLimit(const std::string& peer, const std::string& device, uint64_t held,
+                       uint64_t max, const std::string& of) {
+  if (held <= max) return false;
+  Close(peer, "snapshot of '" + device + "': " + std::to_string(held) + " bytes " + of +
+                  ", over the limit of " + std::to_string(max));
+  return true;
 }
 
-// Collects snapshot chunks; true when the snapshot is complete.
-bool Engine::TakeSnapshotChunk(const std::string& device, Follow& f,
-                               const wire::Snapshot& s, std::string chunk) {
+// Over the node's limit, the peer holding the most goes, not merely the one whose
+// chunk came last (two peers parked on half-sent snapshots would otherwise shut
+// out every honest one after them).
+bool Engine::CloseLargest(const std::map<std::string, uint64_t>& by_peer, uint64_t total,
+                          uint64_t max, const std::string& what,
+                          const std::string& peer) {
+  auto most =
+      std::max_element(by_peer.begin(), by_peer.end(),
+                       [](const auto& x, const auto& y) { return x.second < y.second; });
+  const std::string largest = most->first;
+  Close(largest, "snapshots from " + largest + " hold " + std::to_string(most->second) +
+                     " bytes " + what + ", the most while this node holds " +
+                     std::to_string(total) + ", over its limit of " +
+                     std::to_string(max));
+  return largest == peer;
+}
+
+// Collects a snapshot chunk. Chunks are staged in parts of stage_part_bytes: in
+// memory only the part in hand (and one on its way to disk, as a follow has one
+// journal write in flight at a time).
+Engine::Took Engine::TakeSnapshotChunk(const std::string& device, Follow& f,
+                                       const wire::Snapshot& s, std::string chunk) {
   if (!f.assembling || f.assembling->header().seq() != s.header().seq()) {
-    f.assembling = std::make_unique<Assembly>(&ledger_, f.peer, s.header());
+    f.assembling =
+        std::make_unique<Assembly>(&ledger_, f.peer, s.header(), ++next_stage_);
   }
+  Assembly& a = *f.assembling;
   if (s.index() > 0) {
-    if (s.index() != f.assembling->chunks() + 1 || s.index() > s.header().chunks()) {
+    if (s.index() != a.chunks() + 1 || s.index() > s.header().chunks()) {
       Close(f.peer, "snapshot chunks of '" + device + "' out of order");
-      return false;
+      return Took::kClosed;
     }
-    f.assembling->Add(std::move(chunk));
+    a.Add(std::move(chunk));
   }
-  auto limit = [&](uint64_t held, uint64_t max, const std::string& of) {
-    if (held <= max) return false;
-    Close(f.peer, "snapshot of '" + device + "': " + std::to_string(held) +
-                      " bytes held " + of + ", over the limit of " + std::to_string(max));
-    return true;
-  };
-  if (limit(f.assembling->bytes(), options_.max_snapshot_bytes, "for it") ||
-      limit(HeldFrom(f.peer), options_.max_snapshot_bytes_per_peer,
-            "for snapshots from " + f.peer)) {
-    return false;
+  const auto mem = ledger_.memory_by_peer.find(f.peer);
+  if (OverLimit(f.peer, device, a.staged(), options_.max_snapshot_bytes, "for it") ||
+      (mem != ledger_.memory_by_peer.end() &&
+       OverLimit(f.peer, device, mem->second, options_.max_snapshot_memory_per_peer,
+                 "in memory for snapshots from " + f.peer))) {
+    return Took::kClosed;
   }
-  if (ledger_.total > options_.max_snapshot_bytes_total) {
-    // Over the node's limit: the peer holding the most goes, not merely the one
-    // whose chunk came last (two peers parked on half-sent snapshots would
-    // otherwise shut out every honest one after them).
-    auto most = std::max_element(
-        ledger_.by_peer.begin(), ledger_.by_peer.end(),
-        [](const auto& x, const auto& y) { return x.second < y.second; });
-    const std::string peer = most->first;
-    const uint64_t held = most->second;
-    const bool us = peer == f.peer;
-    Close(peer, "snapshots from " + peer + " hold " + std::to_string(held) +
-                    " bytes, the most while this node holds " +
-                    std::to_string(ledger_.total) + ", over its limit of " +
-                    std::to_string(options_.max_snapshot_bytes_total));
-    if (us) return false;
+  if (ledger_.memory > options_.max_snapshot_memory_total &&
+      CloseLargest(ledger_.memory_by_peer, ledger_.memory,
+                   options_.max_snapshot_memory_total, "in memory", f.peer)) {
+    return Took::kClosed;
   }
-  return f.assembling->chunks() == s.header().chunks();
+  if (ledger_.staged > options_.max_staged_bytes_total &&
+      CloseLargest(ledger_.staged_by_peer, ledger_.staged,
+                   options_.max_staged_bytes_total, "staged on disk", f.peer)) {
+    return Took::kClosed;
+  }
+  if (a.chunks() == s.header().chunks()) return Took::kComplete;
+  return a.in_hand() >= options_.stage_part_bytes ? Took::kStage : Took::kHeld;
 }
 
 // Moves the records out of an Events message (the message is ours to empty).
@@ -438,7 +485,8 @@ void Engine::ApplyNext(const std::string& device) {
       credit += TakeQueuedEvents(f, bytes, &a.records);
     } else {
       const std::string peer = f.peer;
-      if (!TakeSnapshotChunk(device, f, q.m.snapshot(), std::move(q.chunk))) {
+      const Took took = TakeSnapshotChunk(device, f, q.m.snapshot(), std::move(q.chunk));
+      if (took == Took::kClosed || took == Took::kHeld) {
         if (!peers_.count(peer)) return;  // closed
         // Held for the snapshot, bounded by the snapshot limits: its bytes are
         // owed now, or a snapshot bigger than the credit would stall the stream.
@@ -446,9 +494,13 @@ void Engine::ApplyNext(const std::string& device) {
         credit = 0;
         continue;
       }
-      a.kind = Action::Kind::kInstall;
-      a.snapshot = f.assembling->Take();
-      f.installing = std::move(f.assembling);
+      // A part to stage, or the last one with the install: its credit comes back
+      // once it is on disk, which paces the peer to the disk.
+      const bool last = took == Took::kComplete;
+      a.kind = last ? Action::Kind::kInstall : Action::Kind::kStage;
+      a.snapshot = f.assembling->TakePart(last);
+      a.stage_id = f.assembling->stage_id();
+      if (last) f.installing = std::move(f.assembling);
     }
     a.credit = credit;
     f.applying = true;
@@ -516,6 +568,7 @@ void Engine::OnApplyDone(const std::string& peer, const std::string& device,
   Follow& f = it->second;
   f.applying = false;
   f.installing.reset();  // a snapshot's bytes are free once its install is done
+  if (f.assembling) f.assembling->PartDone();                    // a part staged
   if (f.stale_apply || f.peer != peer || !peers_.count(peer)) {  // we moved on
     f.stale_apply = false;
     if (!peers_.count(f.peer)) {

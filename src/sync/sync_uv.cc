@@ -12,7 +12,7 @@ struct SyncNode::Work {
   Action action;
   std::string cert_der;        // kRead
   journal::Delivery delivery;  // kRead
-  Status status;               // kApply, kInstall, kOwnFork
+  Status status;               // kApply, kStage, kInstall, kOwnFork
   uint64_t fork_seq = 0;       // kNotifyFork: ours; kOwnFork: where ours forked
   uint64_t deleted = 0;        // kRetain
 };
@@ -399,8 +399,15 @@ void SyncNode::RunWork(uv_work_t* req) {
     case Action::Kind::kApply:
       w->status = j->Apply(a.device, a.cert_der, std::move(a.records)).status();
       return;
+    case Action::Kind::kStage:
+      w->status = j->StageSnapshot(a.stage_id, std::move(a.snapshot));
+      return;
     case Action::Kind::kInstall:
-      w->status = j->InstallSnapshot(a.cert_der, std::move(a.snapshot)).status();
+      w->status =
+          j->InstallSnapshot(a.cert_der, std::move(a.snapshot), a.stage_id).status();
+      return;
+    case Action::Kind::kDropStage:
+      j->DropStaged(a.device, a.stage_id);
       return;
     case Action::Kind::kNotifyFork:
       return ReadOwnSideOfFork(j, *w);
@@ -436,6 +443,8 @@ void SyncNode::AfterWork(uv_work_t* req, int /*status*/) {
         self->log_("retention: deleted " + std::to_string(w->deleted) +
                    " events that every required follower holds (or past a limit)");
       }
+    } else if (a.kind == Action::Kind::kDropStage) {
+      // Nothing waits on it.
     } else if (a.kind == Action::Kind::kNotifyFork || a.kind == Action::Kind::kOwnFork) {
       self->AfterFork(*w);
     } else if (a.kind == Action::Kind::kRead || a.kind == Action::Kind::kReadSnapshot) {

@@ -141,8 +141,13 @@ class SnapshotDriver {
     if (a.kind == Kind::kClose) {
       CHECK(!a.reason.empty()) << "a close without a reason";
       open_ = false;
+    } else if (a.kind == Kind::kStage) {
+      engine_.OnApplyDone(a.peer, a.device,
+                          j_->StageSnapshot(a.stage_id, std::move(a.snapshot)), a.credit);
+    } else if (a.kind == Kind::kDropStage) {
+      j_->DropStaged(a.device, a.stage_id);
     } else if (a.kind == Kind::kInstall) {
-      auto r = j_->InstallSnapshot(a.cert_der, std::move(a.snapshot));
+      auto r = j_->InstallSnapshot(a.cert_der, std::move(a.snapshot), a.stage_id);
       if (r.ok()) engine_.OnLocalChange(*j_->Stream(a.device));
       engine_.OnApplyDone(a.peer, a.device, r.status(), a.credit);
     } else if (a.kind == Kind::kApply) {

@@ -110,6 +110,7 @@ class PeerDriver {
         engine_.OnReadDone(a.peer, a.device, "", journal::Delivery{}, a.generation);
         break;
       case Kind::kApply:
+      case Kind::kStage:
       case Kind::kInstall:
         engine_.OnApplyDone(a.peer, a.device, Status::Ok(), a.credit);
         break;

@@ -15,8 +15,12 @@ the honest node src. Mallory tries, one after the other:
   3. Snapshot chunks of an invented device: the header is checked (the device
      certificate from the CA, its signature) before any chunk is held.
   4. Junk chunks under a genuine header (signed with a real device key, as a
-     replay of a real snapshot's header would be): held as their bytes, counted,
-     and the peer closed when they pass the 256 MiB limit of one snapshot.
+     replay of a real snapshot's header would be): staged on disk in parts as
+     they come, so memory holds one part, not the snapshot. (a) A whole junk
+     snapshot larger than the 256 MiB that used to be held in memory: refused
+     at the install (its digest), the peer closed, what it staged deleted.
+     (b) One that never ends: the peer closed at the per-snapshot limit
+     (--max-snapshot-bytes, here 300 MB).
 
 After each: the victim's memory has grown by less than a stated bound, an honest
 append at src still reaches the victim, and the log names mallory and the limit.
@@ -42,6 +46,10 @@ BIG = (4 << 20) - 64
 PINGS = 2_000_000          # pings mallory sends and never reads the pongs of
 CHUNKS = 64                # 1 MiB snapshot chunks of an invented device
 GROWTH_BOUND_MB = 40       # per attack (the write limit is 9 MiB; ASan quarantine kept at 8 MiB)
+# Junk staged on disk: the credit window (8 MiB), a part in hand and one on its
+# way to disk (4 MiB each), LevelDB's memtable and the one being flushed (16 MiB
+# each), the ASan quarantine (8 MiB): 56 MiB, whatever the snapshot's size.
+STAGING_BOUND_MB = 64
 
 
 def catalogue(device, last):
@@ -63,7 +71,8 @@ def chunk_of(header, index, entry):
                     field_bytes(3, body))
 
 
-SNAPSHOT_LIMIT_MB = 256    # SyncOptions::max_snapshot_bytes
+SNAPSHOT_LIMIT = 300_000_000  # the victim's --max-snapshot-bytes
+JUNK_CHUNKS = 280             # 4a: more than the 256 MiB once held in memory
 
 
 def lp(b):
@@ -120,7 +129,8 @@ def main():
     try:
         sport, vport = free_port(), free_port()
         net.start("src", sport, *honest)
-        victim = net.start("victim", vport, *honest, "--peer", f"127.0.0.1:{sport}")
+        victim = net.start("victim", vport, *honest, "--peer", f"127.0.0.1:{sport}",
+                           "--max-snapshot-bytes", str(SNAPSHOT_LIMIT))
         honest_append_arrives("start")
         base = rss_mb(victim.pid)
 
@@ -201,33 +211,56 @@ def main():
                        check=True, capture_output=True)
         der = subprocess.run(["openssl", "x509", "-in", os.path.join(net.pki, "dx.crt"),
                               "-outform", "DER"], check=True, capture_output=True).stdout
-        header = signed_header(net.pki, "dx", 1000, 400)
-        base = rss_mb(victim.pid)
-        peak = base
-        t0 = time.monotonic()
-        with HostilePeer("127.0.0.1", vport, net.pki, "mallory") as m:
-            m.send(catalogue("dx", 1000))
-            check(wait_for(lambda: m.received.get(SUBSCRIBE, 0) > 0, 10),
-                  "the victim subscribed to dx through mallory")
-            m.send(envelope(STREAM_HEADER, field_bytes(1, "dx") + field_bytes(2, der)))
-            sent = 0
-            for i in range(1, 400):
-                m.send_many([junk_chunk(header, i)])
-                if m.closed:
-                    break
-                sent += 1
-                if i % 16 == 0:
-                    peak = max(peak, rss_mb(victim.pid))
-            closed = wait_for(lambda: m.closed, 20)
-            row = [(p["state"], p["reason"]) for p in net.status("victim").get("peers", [])
-                   if p.get("id") == "mallory"]
-            check(closed, f"mallory is closed after {sent} chunks of 1 MiB under a genuine "
-                          f"header in {time.monotonic() - t0:.1f} s ({m.goodbye or row})")
-            peak = max(peak, rss_mb(victim.pid))
-        check(peak - base < SNAPSHOT_LIMIT_MB + GROWTH_BOUND_MB,
-              f"victim RSS {base:.0f} -> at most {peak:.0f} MiB while it held them "
-              f"(bound +{SNAPSHOT_LIMIT_MB + GROWTH_BOUND_MB}: the snapshot limit and slack)")
-        check(f"over the limit of {SNAPSHOT_LIMIT_MB << 20}" in net.log("victim"),
+
+        def junk_snapshot(seq, chunks, send):
+            """Sends `send` junk chunks under a genuine header of `chunks`; returns
+            (closed, chunks sent, peak RSS growth in MiB, seconds, goodbye)."""
+            header = signed_header(net.pki, "dx", seq, chunks)
+            base = rss_mb(victim.pid)
+            peak = base
+            t0 = time.monotonic()
+            with HostilePeer("127.0.0.1", vport, net.pki, "mallory") as m:
+                m.send(catalogue("dx", seq))
+                check(wait_for(lambda: m.received.get(SUBSCRIBE, 0) > 0, 10),
+                      "the victim subscribed to dx through mallory")
+                m.send(envelope(STREAM_HEADER, field_bytes(1, "dx") + field_bytes(2, der)))
+                sent = 0
+                for i in range(1, send + 1):
+                    chunk = junk_chunk(header, i)
+                    # Within the credit granted, as an honest server sends: what
+                    # is tried is the staging, not the credit.
+                    if not m.spend(len(chunk)):
+                        break
+                    m.send_many([chunk])
+                    if m.closed:
+                        break
+                    sent += 1
+                    if i % 16 == 0:
+                        peak = max(peak, rss_mb(victim.pid))
+                closed = wait_for(lambda: m.closed, 60)
+                peak = max(peak, rss_mb(victim.pid))
+                return closed, sent, peak - base, time.monotonic() - t0, m.goodbye
+
+        # (a) A whole junk snapshot, past what used to be held in memory.
+        closed, sent, grew, took, bye = junk_snapshot(1000, JUNK_CHUNKS, JUNK_CHUNKS)
+        check(closed and sent == JUNK_CHUNKS,
+              f"mallory sent all {sent} junk chunks of 1 MiB under a genuine header and "
+              f"was closed at the install, {took:.1f} s ({bye})")
+        check(grew < STAGING_BOUND_MB,
+              f"victim RSS grew {grew:.0f} MiB while {sent} MiB were staged on disk "
+              f"(bound +{STAGING_BOUND_MB})")
+        check("entries do not match the signed digest" in net.log("victim") and
+              "mallory" in net.log("victim"),
+              "the log names mallory and the digest the staged snapshot failed")
+        check(last("victim", "dx") == 0, "nothing of dx was installed")
+        # (b) A snapshot that never ends: the per-snapshot limit closes it.
+        closed, sent, grew, took, bye = junk_snapshot(2000, 1000, 1000)
+        check(closed and sent <= (SNAPSHOT_LIMIT >> 20) + 9,  # + the credit window
+              f"mallory is closed after {sent} chunks of 1 MiB of a 1000-chunk junk "
+              f"snapshot, {took:.1f} s ({bye})")
+        check(grew < STAGING_BOUND_MB,
+              f"victim RSS grew {grew:.0f} MiB (bound +{STAGING_BOUND_MB})")
+        check(f"over the limit of {SNAPSHOT_LIMIT}" in net.log("victim"),
               "the log names the snapshot limit")
         check(last("victim", "dx") == 0, "nothing of dx was installed")
         honest_append_arrives("junk chunks under a genuine header")

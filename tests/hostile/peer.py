@@ -20,7 +20,7 @@ import time
 
 # Envelope fields (src/wire/cairn.proto).
 HELLO, PING, PONG, GOODBYE, PEER_EXCHANGE, CATALOGUE, SUBSCRIBE = 1, 2, 3, 4, 5, 6, 7
-STREAM_HEADER, SNAPSHOT = 10, 11
+CREDIT, STREAM_HEADER, SNAPSHOT = 9, 10, 11
 PROTOCOL_VERSION = 1
 
 
@@ -69,6 +69,21 @@ def read_varint(buf, i):
             return value, i
 
 
+def varint_fields(message):
+    """The varint fields of a message: number -> value (others skipped)."""
+    out, i = {}, 0
+    while i < len(message):
+        key, i = read_varint(message, i)
+        if key & 7 == 0:
+            out[key >> 3], i = read_varint(message, i)
+        elif key & 7 == 2:
+            n, i = read_varint(message, i)
+            i += n
+        else:
+            break
+    return out
+
+
 def top_field(message):
     """The number and bytes of a message's first length-delimited field."""
     key, i = read_varint(message, 0)
@@ -86,6 +101,8 @@ class HostilePeer:
         self.sock = tls_socket(host, port, pki, name, timeout)
         self.lock = threading.Lock()
         self.received = {}  # Envelope field number -> count
+        self.granted = 0  # stream credit the node granted (Subscribe, Credit)
+        self.spent = 0    # what spend() counted against it
         self.closed = False
         self.goodbye = ""  # the node's reason, when it said goodbye
         self.hello_seen = threading.Event()
@@ -123,6 +140,10 @@ class HostilePeer:
                     msg, buf = buf[4:4 + n], buf[4 + n:]
                     number, body = top_field(msg)
                     self.received[number] = self.received.get(number, 0) + 1
+                    if number == SUBSCRIBE:
+                        self.granted += varint_fields(body).get(3, 0)
+                    elif number == CREDIT:
+                        self.granted += varint_fields(body).get(2, 0)
                     if number == GOODBYE:
                         self.goodbye = top_field(body)[1].decode(errors="replace")
                     if number == HELLO:
@@ -143,6 +164,15 @@ class HostilePeer:
                 self.sock.sendall(blob)
         except (OSError, ssl.SSLError):
             self.closed = True
+
+    def spend(self, n, timeout=30):
+        """Waits until the node has granted credit for `n` more bytes of stream
+        messages (as an honest server does); False when it did not in time."""
+        if not wait_for(lambda: self.closed or self.granted - self.spent >= n, timeout,
+                        step=0.01):
+            return False
+        self.spent += n
+        return not self.closed
 
     def close(self):
         try:

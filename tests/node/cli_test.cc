@@ -379,11 +379,27 @@ TEST_F(NodeTest, BadFlagsAreUsageErrors) {
   EXPECT_NE(c.exit_code, 0);
   RunResult help = Daemon({"--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* f :
-       {"--data", "--listen", "--peer", "--dns-seed", "--peer-exchange", "--ca", "--cert",
-        "--key", "--device-cert", "--snapshot-every", "--sync-writes", "--config",
-        "--dev", "--dead-interval-ms", "--snapshot-every-seconds", "--retain-acks",
-        "--retain-max-age", "--retain-max-bytes", "--retain-every-ms"}) {
+  for (const char* f : {"--data",
+                        "--listen",
+                        "--peer",
+                        "--dns-seed",
+                        "--peer-exchange",
+                        "--ca",
+                        "--cert",
+                        "--key",
+                        "--device-cert",
+                        "--snapshot-every",
+                        "--sync-writes",
+                        "--config",
+                        "--dev",
+                        "--dead-interval-ms",
+                        "--snapshot-every-seconds",
+                        "--retain-acks",
+                        "--retain-max-age",
+                        "--retain-max-bytes",
+                        "--retain-every-ms",
+                        "--max-snapshot-bytes",
+                        "--max-staged-bytes"}) {
     EXPECT_NE(help.out.find(f), std::string::npos) << f;
   }
   RunResult dead = Daemon({"--dev", "--data", data_, "--dead-interval-ms", "10"});

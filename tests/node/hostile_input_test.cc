@@ -88,7 +88,7 @@ TEST_F(HostileInputTest, ReplicaKeepsASignedDeepKvEventAsOpaque) {
   ASSERT_EQ(StopNode("b"), 0) << Log("b");
   StartNode("b", {"a"});
   StartNode("c", {"b"});
-  ASSERT_TRUE(Eventually([&] { return Last("c", dev) == 3; })) << Log("c");
+  ASSERT_TRUE(Eventually([&] { return Last("c", dev) == 3; })) << Log("b") << Log("c");
   EXPECT_EQ(Cli("c", {"kv", "get", dev, "s", "after"}).out, "2\n");
   for (const char* node : {"a", "b", "c"}) EXPECT_EQ(StopNode(node), 0) << Log(node);
 }

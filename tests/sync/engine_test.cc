@@ -504,14 +504,14 @@ TEST(EngineTest, ASnapshotHeaderIsCheckedBeforeAnyChunkIsHeld) {
   FollowDThroughSrc(e);
   for (uint32_t i = 1; i <= 3; ++i) e.OnMessage("src", ChunkOf(50, 4, i, 100));
   EXPECT_EQ(checks, 1) << "one check per snapshot, not per chunk";
-  EXPECT_GT(e.snapshot_bytes_held(), 300u);
+  EXPECT_GT(e.snapshot_memory_held(), 300u);
   EXPECT_EQ(CloseReason(e.TakeActions()), "");
   // Another snapshot under a forged header: refused at its first chunk.
   e.OnMessage("src", ChunkOf(60, 4, 1, 100, "forged"));
   EXPECT_EQ(CloseReason(e.TakeActions()),
             "refused a snapshot header: signature does not verify");
   e.OnPeerGone("src");
-  EXPECT_EQ(e.snapshot_bytes_held(), 0u) << "the assembly gave its bytes back";
+  EXPECT_EQ(e.snapshot_memory_held(), 0u) << "the assembly gave its bytes back";
 }
 
 // A peer alternating two signed headers (each a new snapshot) costs one check
@@ -533,9 +533,10 @@ TEST(EngineTest, AlternatingHeadersAreCheckedOnceEach) {
 // snapshot, per peer and per node; whatever ends an assembly gives them back.
 TEST(EngineTest, SnapshotAssemblyIsBoundedPerPeerAndPerNode) {
   SyncOptions o;
+  o.stage_part_bytes = 1u << 30;  // nothing goes to disk: memory alone is bounded
   o.max_snapshot_bytes = 1u << 20;
-  o.max_snapshot_bytes_per_peer = 1u << 20;
-  o.max_snapshot_bytes_total = 1536u << 10;
+  o.max_snapshot_memory_per_peer = 1u << 20;
+  o.max_snapshot_memory_total = 1536u << 10;
   Engine e(o);
   e.SetLocal({});
   auto chunk = [](const std::string& device, uint32_t index) {
@@ -553,12 +554,12 @@ TEST(EngineTest, SnapshotAssemblyIsBoundedPerPeerAndPerNode) {
   activate("p", {{"d", 100}, {"d3", 100}});
   for (uint32_t i = 1; i <= 3; ++i) e.OnMessage("p", chunk("d", i));
   EXPECT_EQ(CloseReason(e.TakeActions()), "");
-  EXPECT_GE(e.snapshot_bytes_held(), 900u << 10) << "counts what is held, not less";
+  EXPECT_GE(e.snapshot_memory_held(), 900u << 10) << "counts what is held, not less";
   e.OnMessage("p", chunk("d", 4));
   EXPECT_NE(CloseReason(e.TakeActions()).find("for it, over the limit of 1048576"),
             std::string::npos);
   e.OnPeerGone("p");
-  EXPECT_EQ(e.snapshot_bytes_held(), 0u);
+  EXPECT_EQ(e.snapshot_memory_held(), 0u);
   // Two snapshots from one peer, each within its limit, over the peer's.
   activate("p", {{"d", 100}, {"d3", 100}});
   for (uint32_t i = 1; i <= 2; ++i) e.OnMessage("p", chunk("d", i));
@@ -568,7 +569,7 @@ TEST(EngineTest, SnapshotAssemblyIsBoundedPerPeerAndPerNode) {
   EXPECT_NE(CloseReason(e.TakeActions()).find("for snapshots from p, over the limit"),
             std::string::npos);
   e.OnPeerGone("p");
-  EXPECT_EQ(e.snapshot_bytes_held(), 0u);
+  EXPECT_EQ(e.snapshot_memory_held(), 0u);
   // Two peers, each within its limit, over the node's: the one holding the most
   // goes (p, parked on a half-sent snapshot), not q, whose chunk came last.
   auto small = [](const std::string& device, uint32_t index) {
@@ -592,6 +593,114 @@ TEST(EngineTest, SnapshotAssemblyIsBoundedPerPeerAndPerNode) {
   EXPECT_EQ(closed.find("q: "), std::string::npos) << closed;
   e.OnMessage("q", small("d2", 4));
   EXPECT_EQ(CloseReason(e.TakeActions()), "") << "q goes on";
+}
+
+// A snapshot is staged on disk in parts as it comes: memory holds the part in
+// hand and the one on its way to disk, whatever the snapshot's size; the last
+// part goes with the install, under the same staging id, chunks numbered on.
+TEST(EngineTest, SnapshotsAreStagedInPartsAndInstalledFromDisk) {
+  SyncOptions o;
+  o.stage_part_bytes = 250u << 10;
+  o.initial_credit_bytes = 64u << 20;
+  Engine e(o);
+  FollowDThroughSrc(e);
+  std::vector<Action> parts;
+  uint64_t peak = 0;
+  uint32_t next_first = 1;
+  for (uint32_t i = 1; i <= 20; ++i) {
+    e.OnMessage("src", ChunkOf(50, 20, i, 100u << 10));
+    peak = std::max(peak, e.snapshot_memory_held());
+    for (auto& a : e.TakeActions()) {
+      if (a.kind != Action::Kind::kStage && a.kind != Action::Kind::kInstall) continue;
+      EXPECT_EQ(a.snapshot.first_chunk, next_first) << "parts follow each other";
+      next_first += static_cast<uint32_t>(a.snapshot.encoded_chunks.size());
+      parts.push_back(std::move(a));
+      // The journal staged it: its memory is free, its credit comes back.
+      e.OnApplyDone("src", "d", Status::Ok(), parts.back().credit);
+    }
+  }
+  ASSERT_GE(parts.size(), 5u);
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    EXPECT_EQ(parts[i].kind, Action::Kind::kStage);
+    EXPECT_EQ(parts[i].stage_id, parts[0].stage_id);
+    EXPECT_NE(parts[i].credit, 0u) << "credit is granted once a part is on disk";
+  }
+  EXPECT_EQ(parts.back().kind, Action::Kind::kInstall);
+  EXPECT_EQ(parts.back().stage_id, parts[0].stage_id);
+  EXPECT_EQ(next_first, 21u) << "every chunk went to the journal once";
+  EXPECT_LT(peak, 500u << 10) << "memory held the part in hand, not the snapshot";
+  EXPECT_EQ(e.snapshot_memory_held(), 0u);
+  EXPECT_EQ(e.snapshot_bytes_staged(), 0u) << "the install took the staging over";
+  for (const auto& a : e.TakeActions()) {
+    EXPECT_NE(a.kind, Action::Kind::kDropStage) << "an installed staging is not dropped";
+  }
+}
+
+// A transfer given up (the peer went away, the header changed) leaves its
+// staging for the journal to delete; one that never staged a part leaves none.
+TEST(EngineTest, AGivenUpStagingIsDropped) {
+  SyncOptions o;
+  o.stage_part_bytes = 150u << 10;
+  Engine e(o);
+  FollowDThroughSrc(e);
+  e.OnMessage("src", ChunkOf(50, 10, 1, 100u << 10));
+  e.OnMessage("src", ChunkOf(50, 10, 2, 100u << 10));
+  auto staged = Of(e.TakeActions(), Action::Kind::kStage);
+  ASSERT_EQ(staged.size(), 1u);
+  e.OnApplyDone("src", "d", Status::Ok(), staged[0].credit);
+  EXPECT_GT(e.snapshot_bytes_staged(), 200u << 10);
+  // A newer snapshot replaces it before it is whole.
+  e.OnMessage("src", ChunkOf(60, 10, 1, 10));
+  auto drops = Of(e.TakeActions(), Action::Kind::kDropStage);
+  ASSERT_EQ(drops.size(), 1u);
+  EXPECT_EQ(drops[0].stage_id, staged[0].stage_id);
+  EXPECT_EQ(drops[0].device, "d");
+  EXPECT_LT(e.snapshot_bytes_staged(), 1u << 10) << "the new one's chunk alone";
+  // Nothing of the new one was staged: its end asks for no drop.
+  e.OnPeerGone("src");
+  EXPECT_TRUE(Of(e.TakeActions(), Action::Kind::kDropStage).empty());
+  EXPECT_EQ(e.snapshot_bytes_staged(), 0u);
+  EXPECT_EQ(e.snapshot_memory_held(), 0u);
+}
+
+// What all transfers may stage on disk is bounded for the node: past it, the
+// peer staging the most is closed.
+TEST(EngineTest, StagedBytesAreBoundedPerNode) {
+  SyncOptions o;
+  o.stage_part_bytes = 100u << 10;
+  o.max_staged_bytes_total = 900u << 10;
+  Engine e(o);
+  e.SetLocal({});
+  auto chunk = [](const std::string& device, uint32_t index) {
+    wire::Envelope m = ChunkOf(50, 100, index, 200u << 10);
+    m.mutable_snapshot()->mutable_header()->set_device(device);
+    return m;
+  };
+  for (const auto& [peer, device] : {std::pair{"p", "d"}, std::pair{"q", "d2"}}) {
+    e.OnPeerActive(peer);
+    e.OnMessage(peer, CatalogueOf({{device, 100}}));
+    e.TakeActions();
+  }
+  size_t drops = 0;
+  auto feed = [&](const std::string& peer, const std::string& device, uint32_t i) {
+    e.OnMessage(peer, chunk(device, i));
+    std::string closed;
+    for (const auto& a : e.TakeActions()) {
+      if (a.kind == Action::Kind::kDropStage) ++drops;
+      if (a.kind == Action::Kind::kStage) e.OnApplyDone(peer, device, Status::Ok(), 0);
+      if (a.kind == Action::Kind::kClose) closed += a.peer + ": " + a.reason + "; ";
+    }
+    return closed;
+  };
+  for (uint32_t i = 1; i <= 3; ++i) EXPECT_EQ(feed("p", "d", i), "");
+  EXPECT_EQ(feed("q", "d2", 1), "");
+  const std::string closed = feed("q", "d2", 2);
+  EXPECT_EQ(closed.rfind("p: snapshots from p hold ", 0), 0u) << closed;
+  EXPECT_NE(closed.find("staged on disk"), std::string::npos) << closed;
+  e.OnPeerGone("p");
+  for (const auto& a : e.TakeActions()) drops += a.kind == Action::Kind::kDropStage;
+  EXPECT_EQ(drops, 1u) << "p's staging is deleted";
+  EXPECT_EQ(feed("q", "d2", 3), "") << "q goes on";
 }
 
 TEST(EngineTest, WhatArrivesForAReplacedSubscriptionIsDropped) {
