@@ -96,7 +96,8 @@ Status ForEachSnapshotChunk(const SnapshotData& snap,
 
 Status CheckSnapshotHeader(const wire::SnapshotHeader& h, const DevicePublicKey& key) {
   const std::string what = SnapshotName(h);
-  if (h.seq() == 0 || h.hash().size() != kHashBytes || h.digest().size() != kHashBytes) {
+  if (h.seq() == 0 || h.hash().size() != kHashBytes || h.digest().size() != kHashBytes ||
+      h.chunks() > kMaxSnapshotChunks) {
     return Status::InvalidArgument(what + " is malformed");
   }
   if (!key.Verify(SnapshotSigMessage(h), h.sig())) {

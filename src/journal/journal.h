@@ -50,6 +50,8 @@ inline constexpr size_t kMaxEventsPerAppend = 10000;
 inline constexpr size_t kMaxSnapshotChunkBytes = 1u << 20;
 // A chunk's encoding may exceed kMaxSnapshotChunkBytes by its framing, no more.
 inline constexpr size_t kMaxChunkWireBytes = kMaxSnapshotChunkBytes + (64u << 10);
+// Chunks of one snapshot (1 TiB of them): a header claiming more is refused.
+inline constexpr uint32_t kMaxSnapshotChunks = 1u << 20;
 
 // What this node keeps of each stream it stores (README, "What is kept"). A
 // snapshot never deletes events by itself: an event goes only once it is at or
@@ -404,8 +406,8 @@ class Journal {
   Result<std::optional<wire::StreamMeta>> ResumeInstall(const std::string& device,
                                                         wire::StreamMeta meta);
   Status ClearStaleSlots();
-  // Unavailable while a snapshot replaces `device`'s view.
-  Status ViewReadable(std::string_view device) const;
+  // A failed write whose outcome is unknown stops the journal (restart it).
+  Status Poison(const Status& cause);
 
   // Open cursors (and so subscriptions) by device, as the seqs they read next:
   // retention by acknowledgement keeps what an open cursor has yet to read, so a
@@ -453,7 +455,6 @@ class Journal {
   // Followers of each stream: node id -> last seq it reported holding (stored).
   std::map<std::string, std::map<std::string, uint64_t>> followers_;
   std::set<std::string> accept_gap_;  // AcceptGap, until the install
-  std::set<std::string> installing_;  // a snapshot replaces their view (ViewReadable)
   // Snapshots being staged, by device (writer side: whoever holds writing_).
   struct Staging {
     uint64_t id = 0;

@@ -55,9 +55,10 @@ bool ByStoreKey(const KvItem& a, const KvItem& b) {
 Result<std::optional<KvItem>> Journal::KvGet(std::string_view device,
                                              std::string_view store,
                                              std::string_view key) const {
-  CAIRN_RETURN_IF_ERROR(ViewReadable(device));
-  CAIRN_ASSIGN_OR_RETURN(
-      auto e, store_->GetProto<wire::KvEntry>(layout::KvKey(device, store, key)));
+  internal::SnapshotHold hold(store_->db());
+  CAIRN_RETURN_IF_ERROR(MetaAt(device, hold.get()).status());  // not mid-install
+  CAIRN_ASSIGN_OR_RETURN(auto e, store_->GetProto<wire::KvEntry>(
+                                     layout::KvKey(device, store, key), hold.get()));
   if (!e || KvExpired(*e, options_.clock->NowMicros())) return std::optional<KvItem>();
   return std::optional<KvItem>(ToItem(std::string(store), std::string(key), *e));
 }
@@ -66,11 +67,12 @@ Result<std::vector<KvItem>> Journal::KvList(std::string_view device,
                                             std::string_view store,
                                             std::string_view start_after,
                                             size_t limit) const {
-  CAIRN_RETURN_IF_ERROR(ViewReadable(device));
+  internal::SnapshotHold hold(store_->db());
+  CAIRN_RETURN_IF_ERROR(MetaAt(device, hold.get()).status());  // not mid-install
   const std::string prefix = layout::KvStorePrefix(device, store);
   const int64_t now = options_.clock->NowMicros();
   std::vector<KvItem> out;
-  auto it = store_->NewIterator();
+  auto it = store_->NewIterator(hold.get());
   for (it->Seek(prefix + std::string(start_after));
        it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Next()) {
     std::string key(it->key().data() + prefix.size(), it->key().size() - prefix.size());

@@ -11,9 +11,19 @@ constexpr size_t kMaxSignedChunkBytes = 16u << 20;
 
 }  // namespace
 
+// The meta as of `snap`. While a snapshot replaces the stream's events and view
+// (the mark is written before the first delete and cleared with the last put),
+// nothing of it is read: Unavailable.
 Result<std::optional<wire::StreamMeta>> Journal::MetaAt(
     std::string_view device, const leveldb::Snapshot* snap) const {
-  return store_->GetProto<wire::StreamMeta>(layout::MetaKey(device), snap);
+  CAIRN_ASSIGN_OR_RETURN(
+      auto meta, store_->GetProto<wire::StreamMeta>(layout::MetaKey(device), snap));
+  if (meta && meta->installing() != 0) {
+    return Status::Unavailable("a snapshot of '" + std::string(device) +
+                               "' is being installed in place of what this node held; "
+                               "try again shortly");
+  }
+  return meta;
 }
 
 Result<std::vector<wire::Record>> Journal::ReadAt(std::string_view device, uint64_t from,

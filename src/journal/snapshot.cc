@@ -111,16 +111,23 @@ Result<uint64_t> Journal::InstallSnapshot(std::string_view cert_der,
 Status Journal::CheckSnapshotHeader(std::string_view cert_der,
                                     const wire::SnapshotHeader& h) {
   CAIRN_ASSIGN_OR_RETURN(ReplicaStream start, BeginReplicaOp(h.device(), cert_der));
-  return journal::CheckSnapshotHeader(h, *start.key);
+  CAIRN_RETURN_IF_ERROR(journal::CheckSnapshotHeader(h, *start.key));
+  if (h.seq() <= start.meta.snapshot()) {
+    // An honest peer sends a snapshot only for events we lack, beyond ours: an
+    // old header (replayed, genuine) would have us stage chunks for nothing.
+    return Status::InvalidArgument(Name(h) + " is not beyond the snapshot held here (" +
+                                   std::to_string(start.meta.snapshot()) + ")");
+  }
+  return Status::Ok();
 }
 
-Status Journal::ViewReadable(std::string_view device) const {
+Status Journal::Poison(const Status& cause) {
   std::lock_guard<std::mutex> l(mu_);
-  if (!installing_.count(std::string(device))) return Status::Ok();
-  return Status::Unavailable(
-      "a snapshot of '" + std::string(device) +
-      "' is being installed; its view is readable again when it is "
-      "in (try again shortly)");
+  if (poisoned_.ok()) {
+    poisoned_ = Status::UnknownOutcome("journal stopped after a failed write (" +
+                                       cause.message() + "); restart the node");
+  }
+  return poisoned_;
 }
 
 // ---------------------------------------------------------------- slots
@@ -196,6 +203,10 @@ Status Journal::DoStage(const Op& op) {
   const wire::SnapshotHeader& h = part.header;
   const std::string& device = h.device();
   CAIRN_RETURN_IF_ERROR(ValidateDeviceId(device));
+  if (h.chunks() > kMaxSnapshotChunks) {
+    return Status::InvalidArgument(Name(h) + " claims more than " +
+                                   std::to_string(kMaxSnapshotChunks) + " chunks");
+  }
   if (std::find(dropped_stages_.begin(), dropped_stages_.end(), op.stage_id) !=
       dropped_stages_.end()) {
     return Status::FailedPrecondition(Name(h) + ": its staging was dropped");
@@ -245,8 +256,12 @@ Status Journal::DoStage(const Op& op) {
     }
     batch.Put(layout::SnapshotKey(device, st.slot, ++st.chunks), bytes);
   }
-  if (Status s = store_->Write(&batch, false); !s.ok()) {
+  // Synced like every write of a staging, a snapshot or an install (when writes
+  // are): LevelDB syncs only its current log, and the one write that makes a
+  // snapshot current must never outlive what it points to.
+  if (Status s = store_->Write(&batch, options_.sync_writes); !s.ok()) {
     staging_.erase(device);
+    (void)ClearSlotNow(device, st.slot);
     return s;
   }
   staging_[device] = std::move(st);
@@ -310,7 +325,7 @@ Result<uint64_t> Journal::DoSnapshot(const std::string& device) {
     chunk.Clear();
     chunk_bytes = 0;
     if (batch.ApproximateSize() < kBatchBytes) return Status::Ok();
-    Status s = store_->Write(&batch, false);
+    Status s = store_->Write(&batch, options_.sync_writes);
     batch.Clear();
     return s;
   };
@@ -368,7 +383,17 @@ Result<uint64_t> Journal::DoInstall(Op& op) {
     op.stage_id = next_own_stage_++;
     op.snapshot.first_chunk = 1;
   }
-  CAIRN_RETURN_IF_ERROR(DoStage(op));
+  if (Status s = DoStage(op); !s.ok()) {
+    // The last part failed: the staging is used up all the same (the caller
+    // drops nothing after an install).
+    auto it = staging_.find(op.device);
+    if (it != staging_.end() && it->second.id == op.stage_id) {
+      const uint32_t slot = it->second.slot;
+      staging_.erase(it);
+      (void)ClearSlotNow(op.device, slot);
+    }
+    return s;
+  }
   return InstallStaged(op.device, op.cert_der, op.stage_id);
 }
 
@@ -399,7 +424,7 @@ Result<uint64_t> Journal::InstallStaged(const std::string& device,
   if (!start.ok()) return refuse(start.status());
   const std::shared_ptr<const DevicePublicKey> key = std::move(start->key);
   const wire::StreamMeta meta = std::move(start->meta);
-  if (meta.snapshot() > 0 && st.slot == meta.snapshot_slot()) {
+  if (st.slot != 1 - meta.snapshot_slot()) {
     // Cannot happen: whatever moves the current snapshot ends every staging of
     // the device first. Refused without touching the slot, which is current.
     staging_.erase(device);
@@ -421,7 +446,10 @@ Result<uint64_t> Journal::InstallStaged(const std::string& device,
       return refuse(s);
     }
     MakeCurrent(&batch, h, st.slot, &next);
-    if (Status s = store_->Write(&batch, options_.sync_writes); !s.ok()) return refuse(s);
+    if (Status s = store_->Write(&batch, options_.sync_writes); !s.ok()) {
+      staging_.erase(device);
+      return Poison(s);  // it may be in: the slot stays for the next open to judge
+    }
     staging_.erase(device);
     FinishCommit({{device, next}});
     (void)ClearSlotNow(device, 1 - st.slot);
@@ -442,21 +470,18 @@ Result<uint64_t> Journal::InstallStaged(const std::string& device,
   // Replacing the events and view takes many batches: the meta says so first
   // (synced), so that an install cut short is finished when the journal opens.
   next.set_installing(h.seq());
+  staging_.erase(device);  // the install owns the slot now
   {
     leveldb::WriteBatch batch;
     batch.Put(layout::MetaKey(device), next.SerializeAsString());
-    if (Status s = store_->Write(&batch, true); !s.ok()) return refuse(s);
+    if (Status s = store_->Write(&batch, true); !s.ok()) return Poison(s);
   }
-  staging_.erase(device);  // the install owns the slot now
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    installing_.insert(device);
-  }
+  // From here the stream's reads answer Unavailable (MetaAt) until the end; a
+  // failure stops the journal, and the next open finishes the install.
   Result<wire::StreamMeta> done = FinishInstall(device, next);
-  if (!done.ok()) return done.status();  // the view stays closed until the next open
+  if (!done.ok()) return Poison(done.status());
   {
     std::lock_guard<std::mutex> l(mu_);
-    installing_.erase(device);
     accept_gap_.erase(device);  // used: the gap is closed
   }
   FinishCommit({{device, *done}});
@@ -470,12 +495,13 @@ Status Journal::DeleteKeysUnder(const std::string& prefix) {
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     batch.Delete(it->key());
     if (++n % kDeleteBatchKeys == 0) {
-      CAIRN_RETURN_IF_ERROR(store_->Write(&batch, false));
+      CAIRN_RETURN_IF_ERROR(store_->Write(&batch, options_.sync_writes));
       batch.Clear();
     }
   }
   CAIRN_RETURN_IF_ERROR(store_->Convert(it->status(), "reading keys to delete"));
-  return n % kDeleteBatchKeys == 0 ? Status::Ok() : store_->Write(&batch, false);
+  return n % kDeleteBatchKeys == 0 ? Status::Ok()
+                                   : store_->Write(&batch, options_.sync_writes);
 }
 
 // Each step puts or deletes what the end state needs, so running it again after
@@ -500,7 +526,7 @@ Result<wire::StreamMeta> Journal::FinishInstall(const std::string& device,
                     e.entry().SerializeAsString());
         }
         if (batch.ApproximateSize() < kBatchBytes) return Status::Ok();
-        Status s = store_->Write(&batch, false);
+        Status s = store_->Write(&batch, options_.sync_writes);
         batch.Clear();
         return s;
       }));

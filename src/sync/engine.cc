@@ -11,6 +11,11 @@ Engine::Engine(SyncOptions options)
     : options_(options), high_water_([](const std::string&) { return false; }) {}
 
 std::vector<Action> Engine::TakeActions() {
+  while (!deferred_closes_.empty()) {
+    auto [peer, reason] = std::move(deferred_closes_.front());
+    deferred_closes_.erase(deferred_closes_.begin());
+    if (peers_.count(peer)) Close(peer, reason);
+  }
   for (auto& [device, stage_id] : ledger_.dropped) {
     Action a;
     a.kind = Action::Kind::kDropStage;

@@ -433,6 +433,8 @@ class Engine {
   uint64_t serve_generation_ = 0;
   uint64_t next_sub_ = 0;    // ids of our subscriptions (Follow::sub)
   uint64_t next_stage_ = 0;  // ids of snapshot stagings (Assembly::stage_id)
+  // Peers to close once the current message is handled (see CloseLargest).
+  std::vector<std::pair<std::string, std::string>> deferred_closes_;
   std::set<std::string> guarded_;
   std::set<std::string> heard_;  // peers whose catalogue we have
   size_t guard_expected_peers_ = 0;

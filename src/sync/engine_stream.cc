@@ -280,6 +280,12 @@ void Engine::OnStreamMessage(const std::string& peer, const std::string& device,
     // many times the bytes it came in.
     q.chunk = m.snapshot().chunk().SerializeAsString();
     m.mutable_snapshot()->clear_chunk();
+    if (q.chunk.size() > journal::kMaxChunkWireBytes) {
+      return Close(peer, "a snapshot chunk of '" + device + "' of " +
+                             std::to_string(q.chunk.size()) +
+                             " bytes, over the limit of " +
+                             std::to_string(journal::kMaxChunkWireBytes));
+    }
   }
   q.m = std::move(m);
   f.queue.push_back(std::move(q));
@@ -382,7 +388,8 @@ bool Engine::OverLimit(const std::string& peer, const std::string& device, uint6
 
 // Over the node's limit, the peer holding the most goes, not merely the one whose
 // chunk came last (two peers parked on half-sent snapshots would otherwise shut
-// out every honest one after them).
+// out every honest one after them). Another peer is closed once this message is
+// done (TakeActions): closing it now would replan follows under our feet.
 bool Engine::CloseLargest(const std::map<std::string, uint64_t>& by_peer, uint64_t total,
                           uint64_t max, const std::string& what,
                           const std::string& peer) {
@@ -390,11 +397,16 @@ bool Engine::CloseLargest(const std::map<std::string, uint64_t>& by_peer, uint64
       std::max_element(by_peer.begin(), by_peer.end(),
                        [](const auto& x, const auto& y) { return x.second < y.second; });
   const std::string largest = most->first;
-  Close(largest, "snapshots from " + largest + " hold " + std::to_string(most->second) +
-                     " bytes " + what + ", the most while this node holds " +
-                     std::to_string(total) + ", over its limit of " +
-                     std::to_string(max));
-  return largest == peer;
+  std::string reason = "snapshots from " + largest + " hold " +
+                       std::to_string(most->second) + " bytes " + what +
+                       ", the most while this node holds " + std::to_string(total) +
+                       ", over its limit of " + std::to_string(max);
+  if (largest == peer) {
+    Close(largest, reason);
+    return true;
+  }
+  deferred_closes_.emplace_back(largest, std::move(reason));
+  return false;
 }
 
 // Collects a snapshot chunk. Chunks are staged in parts of stage_part_bytes: in

@@ -280,6 +280,10 @@ TEST_F(SnapshotTest, AnInstallCutShortIsFinishedOrUndoneAtOpen) {
       batch.Put(layout::KvKey("d1", "s", "not-in-it"), "left of the old view");
       if (damaged) batch.Delete(layout::SnapshotKey("d1", 1, 2));
       ASSERT_OK(b->store()->Write(&batch, true));
+      // Meanwhile nothing of the stream is read: not half a view.
+      EXPECT_EQ(b->KvGet("d1", "s", "k7").status().code(), Status::Code::kUnavailable);
+      EXPECT_EQ(b->KvList("d1", "s", "", 10).status().code(), Status::Code::kUnavailable);
+      EXPECT_EQ(b->Read("d1", 1, 10).status().code(), Status::Code::kUnavailable);
     }
     auto b = Open(name, {});
     if (damaged) {
