@@ -46,6 +46,16 @@ struct Options {
   int64_t dns_refresh_ms = 300'000;
   int64_t dns_retry_ms = 10'000;
 
+  // The bounded mesh. A node dials known peers only while fewer than target_peers
+  // are active or being dialled (incoming ones count); the others wait as spares,
+  // and a spare, drawn at random, replaces a peer that goes. Configured seeds are
+  // dialled whatever the count. At most max_active peers are active at once: a
+  // hello past it, on an accepted connection, is answered with a peer exchange
+  // (where to go instead) and a goodbye marked full. 0: no bound (every known
+  // peer is dialled, a full mesh).
+  size_t target_peers = 8;
+  size_t max_active = 64;
+
   // Limits.
   size_t max_peers = 256;               // entries in the table, purgatory excluded
   size_t max_subscribers = 64;          // subscriber connections (cairn tail --peer)

@@ -136,6 +136,7 @@ std::optional<std::string> PeerManager::PickAddress(Entry& e) {
 void PeerManager::Dial(const std::string& key, const std::string& why) {
   Entry* e = Find(key);
   if (e == nullptr) return;
+  e->spare = false;
   std::optional<std::string> address = PickAddress(*e);
   if (!address) {
     int64_t until = INT64_MAX;
@@ -152,6 +153,47 @@ void PeerManager::Dial(const std::string& key, const std::string& why) {
   SetState(*e, key, PeerState::kOutgoing, why + ": dialling " + *address);
   ++connect_attempts_;
   actions_.push_back(Action::Connect(conn, *address));
+}
+
+size_t PeerManager::Connections() const {
+  size_t n = 0;
+  for (const auto& [key, e] : entries_) {
+    n += e.state == PeerState::kActive || e.state == PeerState::kOutgoing ||
+         e.state == PeerState::kIncoming;
+  }
+  return n;
+}
+
+bool PeerManager::Room() const {
+  return options_.target_peers == 0 || Connections() < options_.target_peers;
+}
+
+void PeerManager::DialOrPark(const std::string& key, const std::string& why) {
+  Entry* e = Find(key);
+  if (e == nullptr) return;
+  if (e->pinned || Room()) return Dial(key, why);
+  e->spare = true;
+  SetState(*e, key, PeerState::kLifesupport,
+           "spare: " + std::to_string(Connections()) +
+               " peers connected or being dialled, the target is " +
+               std::to_string(options_.target_peers) + " (" + why + ")");
+}
+
+// A slot is free (a peer went, a dial failed): spares, drawn at random so that
+// the mesh does not converge on the same few nodes, are dialled until the target
+// is met again.
+void PeerManager::FillSlots() {
+  if (options_.target_peers == 0) return;
+  while (Room()) {
+    std::vector<std::string> spares;
+    for (const auto& [key, e] : entries_) {
+      if (e.state == PeerState::kLifesupport && e.spare) spares.push_back(key);
+    }
+    if (spares.empty()) return;
+    Dial(spares[rng_->Uniform(spares.size())], "a free slot (below the target of " +
+                                                   std::to_string(options_.target_peers) +
+                                                   " peers)");
+  }
 }
 
 int64_t PeerManager::Backoff(uint32_t attempts) {
@@ -179,6 +221,7 @@ void PeerManager::ToLifesupport(const std::string& key, const std::string& why) 
                   [&](const std::string& a) { return self_addresses_.count(a) == 0; });
   if (!dialable) return Delete(key, why + "; no address to dial");
   e->next_mono = clock_->MonotonicMicros() + Backoff(e->attempts);
+  e->spare = false;  // it waits for its backoff first
   SetState(*e, key, PeerState::kLifesupport, why);
   Save(*e);
 }
@@ -232,7 +275,7 @@ std::optional<int64_t> PeerManager::NextDeadline() const {
   std::optional<int64_t> next;
   auto consider = [&next](int64_t t) { next = next ? std::min(*next, t) : t; };
   for (const auto& [key, e] : entries_) {
-    if (e.state == PeerState::kLifesupport) consider(e.next_mono);
+    if (e.state == PeerState::kLifesupport && !e.spare) consider(e.next_mono);
   }
   for (const auto& [address, p] : purgatory_) consider(p.until_mono);
   const int64_t ping_us = options_.ping_interval_ms * 1000;
@@ -278,11 +321,14 @@ void PeerManager::TimerEntries(int64_t now) {
   }
   std::vector<std::string> due;
   for (const auto& [key, e] : entries_) {
-    if (e.state == PeerState::kLifesupport && e.next_mono <= now) due.push_back(key);
+    if (e.state == PeerState::kLifesupport && !e.spare && e.next_mono <= now) {
+      due.push_back(key);
+    }
   }
   for (const std::string& key : due) {
-    Dial(key, "reconnect attempt " + std::to_string(Find(key)->attempts + 1));
+    DialOrPark(key, "reconnect attempt " + std::to_string(Find(key)->attempts + 1));
   }
+  FillSlots();
 }
 
 void PeerManager::TimerConns(int64_t now) {
@@ -340,7 +386,7 @@ std::vector<PeerStatus> PeerManager::Snapshot() const {
   std::vector<PeerStatus> out;
   const int64_t now = clock_->MonotonicMicros();
   for (const auto& [key, e] : entries_) {
-    int64_t next = e.state == PeerState::kLifesupport ? e.next_mono - now : 0;
+    int64_t next = e.state == PeerState::kLifesupport && !e.spare ? e.next_mono - now : 0;
     int64_t rtt = 0;
     if (e.state == PeerState::kActive) {
       auto c = conns_.find(e.conn);

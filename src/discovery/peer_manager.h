@@ -198,6 +198,9 @@ class PeerManager {
     // the table is full.
     bool verified = false;
     std::string learned_from;  // the peer whose exchange told us of it
+    // Known, not dialled: the mesh has its target_peers (state lifesupport, no
+    // timer). FillSlots dials spares when a slot frees.
+    bool spare = false;
     // Its exchanges to us: tokens left (Options::exchange_burst, exchange_per_s).
     double exchange_tokens = -1;    // -1: full
     int64_t exchange_mono = 0;      // when the tokens were last counted
@@ -217,6 +220,7 @@ class PeerManager {
     bool opened = false;
     bool hello_done = false;
     bool closing = false;
+    bool full = false;  // the peer said goodbye as full (Options::max_active)
     std::string close_reason;
     int64_t opened_mono = 0;
     int64_t last_rx_mono = 0;
@@ -274,7 +278,14 @@ class PeerManager {
   // Accepted connections of `verified_id` that have not completed their hello.
   size_t PendingFrom(const std::string& verified_id) const;
   void Send(ConnId conn, wire::Envelope envelope);
-  void CloseConn(ConnId conn, const std::string& why, bool goodbye);
+  void CloseConn(ConnId conn, const std::string& why, bool goodbye, bool full = false);
+  // The bounded mesh (Options::target_peers): peers active or being dialled;
+  // whether another may be dialled; dial `key` or keep it as a spare; dial
+  // spares while there is room.
+  size_t Connections() const;
+  bool Room() const;
+  void DialOrPark(const std::string& key, const std::string& why);
+  void FillSlots();
   void OnHello(Conn& c, const wire::Hello& hello);
   void OnSubscriberHello(Conn& c);
   void ReleaseClaim(Conn& c);

@@ -101,7 +101,8 @@ void PeerManager::Send(ConnId conn, wire::Envelope envelope) {
   actions_.push_back(Action::Send(conn, std::move(envelope)));
 }
 
-void PeerManager::CloseConn(ConnId conn, const std::string& why, bool goodbye) {
+void PeerManager::CloseConn(ConnId conn, const std::string& why, bool goodbye,
+                            bool full) {
   auto it = conns_.find(conn);
   if (it == conns_.end() || it->second.closing) return;
   it->second.closing = true;
@@ -109,6 +110,7 @@ void PeerManager::CloseConn(ConnId conn, const std::string& why, bool goodbye) {
   if (goodbye && it->second.opened) {
     wire::Envelope m;
     m.mutable_goodbye()->set_reason(why);
+    m.mutable_goodbye()->set_full(full);
     Send(conn, std::move(m));
   }
   actions_.push_back(Action::Close(conn, why));
@@ -130,15 +132,19 @@ void PeerManager::OnClosed(ConnId conn, const std::string& reason) {
   e->conn = 0;
   if (e->state == PeerState::kActive) {
     actions_.push_back(Action::PeerGone(e->node_id, why));
-    e->attempts = 0;
-    return ToLifesupport(c.key, why);
+    // A full peer is tried again with backoff, like a failed dial, not at once.
+    e->attempts = c.full ? e->attempts + 1 : 0;
+    ToLifesupport(c.key, why);
+    return FillSlots();
   }
   if (c.outgoing) {
     ++e->attempts;
-    return ToLifesupport(c.key, "attempt " + std::to_string(e->attempts) + " to " +
-                                    c.address + " failed: " + why);
+    ToLifesupport(c.key, "attempt " + std::to_string(e->attempts) + " to " + c.address +
+                             " failed: " + why);
+  } else {
+    ToLifesupport(c.key, why);
   }
-  ToLifesupport(c.key, why);
+  FillSlots();
 }
 
 // ---------------------------------------------------------------- messages
@@ -178,6 +184,7 @@ void PeerManager::OnDiscoveryMessage(Conn& c, wire::Envelope& m) {
   }
   if (m.has_pong()) return OnPong(c, m.pong().nonce());
   if (m.has_goodbye()) {
+    c.full = m.goodbye().full();
     return CloseConn(c.id, "peer said goodbye: " + m.goodbye().reason(), false);
   }
   if (m.has_peer_exchange() && options_.peer_exchange) {

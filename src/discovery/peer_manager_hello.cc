@@ -23,6 +23,24 @@ void PeerManager::OnHello(Conn& c, const wire::Hello& hello) {
   }
   std::optional<std::string> id = Identify(c, hello);
   if (!id) return;
+  if (!c.outgoing && options_.max_active > 0) {
+    const Entry* e = Find(*id);
+    const bool already = e != nullptr && e->state == PeerState::kActive;
+    // Our own dials in flight count: each may become active too.
+    size_t taken = 0;
+    for (const auto& [key, other] : entries_) {
+      taken += other.state == PeerState::kActive || other.state == PeerState::kOutgoing;
+    }
+    if (!already && !(e != nullptr && e->pinned) && taken >= options_.max_active) {
+      // Where to go instead, then a goodbye that says we are full.
+      if (options_.peer_exchange) SendExchange(c.id, *id);
+      return CloseConn(c.id,
+                       "peer limit reached: " + std::to_string(taken) +
+                           " peers active or being dialled (--max-peers " +
+                           std::to_string(options_.max_active) + ")",
+                       true, /*full=*/true);
+    }
+  }
   c.hello_done = true;
   Activate(c, *id, hello);
 }

@@ -52,7 +52,7 @@ void PeerManager::Restore(const std::vector<wire::PeerRecord>& records) {
     e->pinned = r.pinned();
     e->attempts = r.attempts();
     e->last_seen_us = r.last_seen_us();
-    Dial(r.node_id(), "reconnect after restart");
+    DialOrPark(r.node_id(), "reconnect after restart");
   }
 }
 
@@ -83,7 +83,7 @@ void PeerManager::Learn(const std::string& node_id, const std::string& address,
   e->node_id = node_id;
   e->pinned = pinned;
   AddAddress(*e, address, false);
-  Dial(key, why);
+  DialOrPark(key, why);
 }
 
 }  // namespace cairn::discovery

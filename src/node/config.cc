@@ -32,6 +32,17 @@ void AddFlags(CLI::App& app, DaemonConfig& c, RawFlags& raw) {
   app.add_option("--peer-exchange", raw.peer_exchange, "tell peers about peers")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  app.add_option("--target-peers", c.target_peers,
+                 "peers this node dials up to (others are kept as spares and replace "
+                 "those that go; configured --peer seeds are always dialled); 0: every "
+                 "peer it learns of")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{10'000}))
+      ->capture_default_str();
+  app.add_option("--max-peers", c.max_peers,
+                 "most peers active at once, incoming included; a node past it is "
+                 "sent elsewhere with a peer exchange; 0: no limit")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{100'000}))
+      ->capture_default_str();
   app.add_option("--ca", c.ca_file,
                  "network CA certificate, PEM (required without --dev)");
   app.add_option("--crl", c.crl_file,

@@ -35,6 +35,10 @@ struct DaemonConfig {
   std::vector<std::string> dns_seeds;  // names
   std::string dns_server;              // IP:PORT; empty: the system's
   bool peer_exchange = true;
+  // The bounded mesh (discovery::Options): peers this node dials up to, and the
+  // most it keeps active, incoming included. 0: no bound.
+  uint64_t target_peers = 8;
+  uint64_t max_peers = 64;
   std::string ca_file, cert_file, key_file;
   std::string crl_file;                 // --crl: revocation list, reloaded on SIGHUP
   std::vector<DevicePair> devices;      // extra devices this node is the source of

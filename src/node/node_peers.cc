@@ -32,6 +32,8 @@ struct PeerLayer::Impl {
     d.dns_names = c.dns_seeds;
     d.dns_server = c.dns_server;
     d.options.peer_exchange = c.peer_exchange;
+    d.options.target_peers = c.target_peers;
+    d.options.max_active = c.max_peers;
     d.options.dead_interval_ms = c.dead_interval_ms;
     d.options.hello_timeout_ms =
         std::min<int64_t>(d.options.hello_timeout_ms, c.dead_interval_ms);

@@ -16,6 +16,7 @@ Options FastOptions() {
   o.exchange_interval_ms = 10'000;
   o.dns_refresh_ms = 5'000;
   o.dns_retry_ms = 500;
+  o.target_peers = 0;  // a full mesh, unless a test bounds it
   return o;
 }
 

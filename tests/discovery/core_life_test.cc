@@ -390,5 +390,91 @@ TEST_F(LifeTest, EveryTransitionHasAReasonAndATime) {
   EXPECT_EQ(pm_->transitions().back().reason, "network: reset");
 }
 
+// The bounded mesh (issue 15): at the target, what peer exchange brings waits as
+// a spare (no timer, its reason in status) and a spare replaces a peer that goes.
+TEST_F(LifeTest, AtTheTargetNewPeersAreSparesAndReplaceThoseThatGo) {
+  Options o = FastOptions();
+  o.target_peers = 2;
+  Remake(o);
+  ConnId a = Incoming("a", "10.0.0.1:7411");
+  pm_->OnMessage(a, PeerExchange({{"c", "10.0.0.3:7411"},
+                                  {"d", "10.0.0.4:7411"},
+                                  {"e", "10.0.0.5:7411"},
+                                  {"f", "10.0.0.6:7411"}}));
+  Take();
+  ASSERT_EQ(Of(K::kConnect).size(), 1u) << "one slot left of 2";
+  size_t spares = 0;
+  for (const char* id : {"c", "d", "e", "f"}) {
+    if (Row(id).state == PeerState::kOutgoing) continue;
+    EXPECT_EQ(Row(id).state, PeerState::kLifesupport) << id;
+    EXPECT_EQ(Row(id).reason.rfind("spare: 2 peers connected or being dialled", 0), 0u)
+        << Row(id).reason;
+    ++spares;
+  }
+  EXPECT_EQ(spares, 3u);
+  // Spares keep no timer: nothing is due but the connections' heartbeats.
+  AdvanceMs(1000);
+  Take();
+  EXPECT_TRUE(Of(K::kConnect).empty()) << "a spare was dialled with no slot free";
+  // a goes: a spare is dialled at once in its place.
+  pm_->OnClosed(a, "network: reset");
+  Take();
+  ASSERT_EQ(Of(K::kConnect).size(), 1u);
+  EXPECT_EQ(spares - 1, [&] {
+    size_t n = 0;
+    for (const char* id : {"c", "d", "e", "f"})
+      n += Row(id).reason.rfind("spare", 0) == 0;
+    return n;
+  }());
+}
+
+TEST_F(LifeTest, SeedsAreDialledWhateverTheTarget) {
+  Options o = FastOptions();
+  o.target_peers = 1;
+  Remake(o);
+  for (const char* seed : {"10.0.0.1:7411", "10.0.0.3:7411", "10.0.0.4:7411"}) {
+    pm_->AddSeed(seed);
+  }
+  Take();
+  EXPECT_EQ(Of(K::kConnect).size(), 3u);
+}
+
+// Past max_active, a node's hello is answered with where to go instead and a
+// goodbye marked full; the node that hears it comes back with backoff.
+TEST_F(LifeTest, PastMaxActiveAHelloIsSentElsewhereAndToldItIsFull) {
+  Options o = FastOptions();
+  o.max_active = 2;
+  Remake(o);
+  Incoming("a", "10.0.0.1:7411");
+  Incoming("c", "10.0.0.3:7411");
+  ConnId d = pm_->OnIncomingOpened("d", "10.9.9.9:40001");
+  pm_->OnMessage(d, Hello("d", "10.0.0.4:7411"));
+  Take();
+  EXPECT_TRUE(SentOn(d, wire::Envelope::kPeerExchange)) << "told where to go instead";
+  EXPECT_NE(CloseReasonOf(d).find("peer limit reached: 2 peers active"),
+            std::string::npos)
+      << CloseReasonOf(d);
+  bool full = false;
+  for (const Action& x : Of(K::kSend)) {
+    if (x.conn == d && x.envelope.has_goodbye()) full = x.envelope.goodbye().full();
+  }
+  EXPECT_TRUE(full);
+  EXPECT_EQ(StateOf("a"), PeerState::kActive);
+  EXPECT_EQ(StateOf("c"), PeerState::kActive);
+}
+
+TEST_F(LifeTest, AFullPeerIsRetriedWithBackoffNotAtOnce) {
+  ConnId conn = Outgoing("10.0.0.1:7411", "a");
+  ASSERT_EQ(StateOf("a"), PeerState::kActive);
+  wire::Envelope bye;
+  bye.mutable_goodbye()->set_reason("peer limit reached");
+  bye.mutable_goodbye()->set_full(true);
+  pm_->OnMessage(conn, std::move(bye));
+  pm_->OnClosed(conn, "closed");
+  Take();
+  EXPECT_EQ(StateOf("a"), PeerState::kLifesupport);
+  EXPECT_EQ(Row("a").attempts, 1u) << "counted like a failed dial: its backoff grows";
+}
+
 }  // namespace
 }  // namespace cairn::discovery::testing

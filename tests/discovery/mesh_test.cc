@@ -31,6 +31,52 @@ TEST_F(MeshTest, FiveNodesGivenOneSeedEachFormAFullMesh) {
   }
 }
 
+// The bounded mesh (issue 15): 20 nodes, each told only of n0, dial at most 4
+// peers and keep at most 8 active. n0 is full long before the last ones come and
+// sends them elsewhere with a peer exchange; the mesh ends connected, within
+// the bounds, and far from full.
+TEST_F(MeshTest, TwentyNodesWithATargetOfFourFormABoundedConnectedMesh) {
+  DiscoveryConfig config = FastConfig();
+  config.options.target_peers = 4;
+  config.options.max_active = 8;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back("n" + std::to_string(i));
+  StartNode("n0", {}, config);
+  for (size_t i = 1; i < ids.size(); ++i) StartNode(ids[i], {AddressOf("n0")}, config);
+  auto active_of = [&](const std::string& id) {
+    std::set<std::string> out;
+    for (const auto& row : Node(id).discovery->core().Snapshot()) {
+      if (row.state == PeerState::kActive) out.insert(row.node_id);
+    }
+    return out;
+  };
+  auto connected = [&] {
+    std::set<std::string> seen = {"n0"};
+    std::vector<std::string> todo = {"n0"};
+    while (!todo.empty()) {
+      const std::string id = todo.back();
+      todo.pop_back();
+      for (const std::string& p : active_of(id)) {
+        if (seen.insert(p).second) todo.push_back(p);
+      }
+    }
+    if (seen.size() != ids.size()) return false;
+    for (const std::string& id : ids) {
+      if (active_of(id).size() < 2) return false;  // no leaf hangs by one link
+    }
+    return true;
+  };
+  ASSERT_TRUE(RunUntil(connected, 30'000)) << Describe("n0") << "\n" << Describe("n19");
+  size_t links = 0;
+  for (const std::string& id : ids) {
+    const size_t n = active_of(id).size();
+    EXPECT_LE(n, 8u) << id << " is past max_active";
+    links += n;
+  }
+  EXPECT_LT(links / 2, 20u * 19u / 2u / 2u) << "less than half a full mesh's links";
+  EXPECT_FALSE(FullMesh(ids));
+}
+
 TEST_F(MeshTest, StoppedNodeGoesToLifesupportAndIsActiveAgainAfterRestart) {
   StartNode("a");
   StartNode("b", {AddressOf("a")});
