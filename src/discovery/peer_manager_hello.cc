@@ -34,11 +34,11 @@ void PeerManager::OnHello(Conn& c, const wire::Hello& hello) {
     if (!already && !(e != nullptr && e->pinned) && taken >= options_.max_active) {
       // Where to go instead, then a goodbye that says we are full.
       if (options_.peer_exchange) SendExchange(c.id, *id);
-      return CloseConn(c.id,
-                       "peer limit reached: " + std::to_string(taken) +
-                           " peers active or being dialled (--max-peers " +
-                           std::to_string(options_.max_active) + ")",
-                       true, /*full=*/true);
+      const std::string why = "peer limit reached: " + std::to_string(taken) +
+                              " peers active or being dialled (--max-peers " +
+                              std::to_string(options_.max_active) + ")";
+      actions_.push_back(Action::Log(*id, "sent elsewhere: " + why));
+      return CloseConn(c.id, why, true, /*full=*/true);
     }
   }
   c.hello_done = true;

@@ -181,10 +181,18 @@ void Engine::OnPeerGone(const std::string& peer) {
   Replan();
 }
 
+// Round-trip times only rank peers that are otherwise equal (and a switch needs
+// one peer twice as fast as another): a sample replans every device only when
+// it is the peer's first or has moved by half or more since the last one that
+// did. Every probe (one per peer every few seconds) replanning all devices was
+// most of what an idle node did.
 void Engine::OnPeerRtt(const std::string& peer, int64_t rtt_us) {
   auto p = peers_.find(peer);
   if (p == peers_.end() || rtt_us <= 0) return;
   p->second.catalogue.rtt_us = rtt_us;
+  const int64_t was = p->second.planned_rtt_us;
+  if (was > 0 && 2 * rtt_us > was && rtt_us < 2 * was - was / 2) return;
+  p->second.planned_rtt_us = rtt_us;
   Replan();
 }
 
@@ -289,29 +297,66 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
     p.catalogue_whole = true;
     heard_.insert(peer);
   }
-  Replan();
+  if (c.full() || c.continues()) {
+    Replan();
+  } else {
+    std::set<std::string> named;
+    for (const auto& e : c.entries()) named.insert(e.device());
+    Replan(&named);
+  }
   CheckGuard();
 }
 
-void Engine::Replan() {
+// Each device's choice depends on its own entries alone, so a catalogue delta
+// replans only the devices it names (`only`); the rest (a peer come or gone, a
+// round-trip time, a retry) replans them all. Either way what is copied into the
+// planner's input is what it is asked about, not every peer's whole catalogue.
+void Engine::Replan(const std::set<std::string>* only) {
   PlanInput in;
-  for (const auto& [device, info] : local_) in.local[device] = LocalEntry(device);
+  auto wanted = [&](const std::string& device) {
+    return only == nullptr || only->count(device) > 0;
+  };
+  auto excluded = [&](const std::string& device, const std::string& peer,
+                      const wire::CatalogueEntry& e) {
+    if (forked_.count({device, peer})) return true;
+    if (auto d = demoted_.find({device, peer});
+        d != demoted_.end() && d->second.left > 0) {
+      return true;
+    }
+    return WouldGap(device, peer, e);
+  };
+  if (only == nullptr) {
+    for (const auto& [device, info] : local_) in.local[device] = LocalEntry(device);
+  } else {
+    for (const auto& device : *only) {
+      if (local_.count(device)) in.local[device] = LocalEntry(device);
+    }
+  }
   // A guarded device of ours is followed like any other until the guard lifts.
-  for (const auto& device : guarded_) in.local[device].set_source(false);
+  for (const auto& device : guarded_) {
+    if (wanted(device)) in.local[device].set_source(false);
+  }
   for (const auto& [peer, p] : peers_) {
     if (p.subscriber) continue;
-    in.peers[peer] = p.catalogue;
-    for (const auto& [device, peer_id] : forked_) {
-      if (peer_id == peer) in.peers[peer].entries.erase(device);
+    PeerCatalogue& cat = in.peers[peer];
+    cat.rtt_us = p.catalogue.rtt_us;
+    if (only == nullptr) {
+      for (const auto& [device, e] : p.catalogue.entries) {
+        if (!excluded(device, peer, e))
+          cat.entries.emplace_hint(cat.entries.end(), device, e);
+      }
+    } else {
+      for (const auto& device : *only) {
+        auto e = p.catalogue.entries.find(device);
+        if (e != p.catalogue.entries.end() && !excluded(device, peer, e->second)) {
+          cat.entries.emplace(device, e->second);
+        }
+      }
     }
-    for (const auto& [dp, d] : demoted_) {
-      if (dp.second == peer && d.left > 0) in.peers[peer].entries.erase(dp.first);
-    }
-    auto& entries = in.peers[peer].entries;
-    std::erase_if(entries,
-                  [&](const auto& de) { return WouldGap(de.first, peer, de.second); });
   }
-  for (const auto& [device, f] : following_) in.current[device] = f.peer;
+  for (const auto& [device, f] : following_) {
+    if (wanted(device)) in.current[device] = f.peer;
+  }
   in.switch_margin = options_.switch_margin;
   in.rtt_switch_min_us = options_.rtt_switch_min_us;
   for (const auto& [device, peer] : Plan(in)) {

@@ -333,6 +333,7 @@ class Engine {
     bool subscriber = false;              // serve it; never follow through it
     std::vector<std::string> read_scope;  // a subscriber's: see OnSubscriberActive
     PeerCatalogue catalogue;
+    int64_t planned_rtt_us = 0;       // the round-trip time the last replan saw
     bool catalogue_whole = false;     // its full catalogue has arrived, every part
     bool catalogue_in_parts = false;  // receiving the parts of its full catalogue
     // Sending ours in parts: the last device sent (nullopt when not sending).
@@ -349,7 +350,7 @@ class Engine {
   void OnCatalogue(const std::string& peer, const wire::Catalogue& c);
   void PumpCatalogue(const std::string& peer);
   static bool MayRead(const Peer& p, const std::string& device);
-  void Replan();
+  void Replan(const std::set<std::string>* only = nullptr);
   void FollowThrough(const std::string& device, const std::string& peer);
   void Send(const std::string& peer, wire::Envelope message);
   void Close(std::string peer, const std::string& reason);
