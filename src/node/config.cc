@@ -1,6 +1,8 @@
 #include "node/config.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 namespace cairn::node {
@@ -13,6 +15,7 @@ struct RawFlags {
   std::string peer_exchange = "on";
   std::string sync_writes = "on";
   std::vector<std::string> device_certs, device_keys;
+  std::string devices_dir;
 };
 
 void AddFlags(CLI::App& app, DaemonConfig& c, RawFlags& raw) {
@@ -53,6 +56,9 @@ void AddFlags(CLI::App& app, DaemonConfig& c, RawFlags& raw) {
                  "certificate of another device this node is the source of, repeatable");
   app.add_option("--device-key", raw.device_keys,
                  "its private key; one per --device-cert, in the same order");
+  app.add_option("--devices", raw.devices_dir,
+                 "directory of devices this node is the source of: every NAME.crt "
+                 "with its NAME.key (certs/make-devices.sh makes many)");
   app.add_option("--snapshot-every", c.snapshot_every,
                  "snapshot a source device every N events (0: never)")
       ->capture_default_str();
@@ -121,6 +127,26 @@ std::string Finish(DaemonConfig& c, RawFlags& raw) {
   }
   for (size_t i = 0; i < raw.device_certs.size(); ++i) {
     c.devices.push_back({raw.device_certs[i], raw.device_keys[i]});
+  }
+  if (!raw.devices_dir.empty()) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    std::vector<DevicePair> found;
+    for (fs::directory_iterator it(raw.devices_dir, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      const fs::path& p = it->path();
+      if (p.extension() != ".crt" || p.stem() == "ca") continue;
+      fs::path key = p;
+      key.replace_extension(".key");
+      if (fs::exists(key)) found.push_back({p.string(), key.string()});
+    }
+    if (ec) return "--devices " + raw.devices_dir + ": " + ec.message();
+    if (found.empty()) {
+      return "--devices " + raw.devices_dir + ": no NAME.crt with its NAME.key in it";
+    }
+    std::sort(found.begin(), found.end(),
+              [](const DevicePair& a, const DevicePair& b) { return a.cert < b.cert; });
+    c.devices.insert(c.devices.end(), found.begin(), found.end());
   }
   if (c.dev) {
     c.listen_host = "127.0.0.1";

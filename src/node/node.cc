@@ -112,6 +112,10 @@ Status Node::LoadIdentity() {
     CAIRN_ASSIGN_OR_RETURN(auto s, journal::DeviceSigner::FromFiles(d.cert, d.key, *ca_));
     signers_.push_back(std::move(s));
   }
+  if (!config_.devices.empty()) {
+    CAIRN_LOG(kInfo) << "source of " << signers_.size() << " devices (this node's and "
+                     << config_.devices.size() << " more)";
+  }
   return Status::Ok();
 }
 
