@@ -61,18 +61,19 @@ def main():
         # Bad input stops the node at start, with a message that names it.
         empty = os.path.join(net.work, "empty")
         os.mkdir(empty)
-        bad = subprocess.run([cairnd, "--data", net.data("c"), "--ca", net.pki + "/ca.crt",
-                              "--cert", net.pki + "/a.crt", "--key", net.pki + "/a.key",
-                              "--listen", f"127.0.0.1:{free_port()}", "--devices", empty],
-                             capture_output=True, text=True, timeout=20)
+        def start_with(directory):
+            return subprocess.run(
+                [cairnd, "--data", net.data("c"), "--ca", net.pki + "/ca.crt",
+                 "--cert", net.pki + "/a.crt", "--key", net.pki + "/a.key",
+                 "--listen", f"127.0.0.1:{free_port()}", "--devices", directory],
+                capture_output=True, text=True, timeout=20)
+
+        bad = start_with(empty)
         check(bad.returncode != 0 and "no NAME.crt with its NAME.key" in bad.stderr,
               f"an empty --devices directory is refused: {bad.stderr.strip()[:200]}")
         shutil.copy(os.path.join(devices, "dev-00001.key"), os.path.join(empty, "x.key"))
         shutil.copy(os.path.join(devices, "dev-00002.crt"), os.path.join(empty, "x.crt"))
-        bad = subprocess.run([cairnd, "--data", net.data("c"), "--ca", net.pki + "/ca.crt",
-                              "--cert", net.pki + "/a.crt", "--key", net.pki + "/a.key",
-                              "--listen", f"127.0.0.1:{free_port()}", "--devices", empty],
-                             capture_output=True, text=True, timeout=20)
+        bad = start_with(empty)
         check(bad.returncode != 0 and "x." in bad.stderr,
               f"a certificate with another's key is refused: {bad.stderr.strip()[:200]}")
     finally:
