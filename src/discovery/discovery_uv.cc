@@ -138,6 +138,8 @@ tls::ConnectionCallbacks Discovery::Callbacks() {
   cb.on_message = [this](tls::Connection& c, wire::Envelope&& m) {
     auto it = ids_.find(&c);
     if (it == ids_.end()) return;
+    ++traffic_.messages_received;
+    traffic_.bytes_received += m.ByteSizeLong();
     core_->OnMessage(it->second, std::move(m));
     Pump();
   };
@@ -200,6 +202,7 @@ void Discovery::Perform(Action& a) {
       if (it == conns_.end() || !it->second->open()) return;
       // Our own messages (hello, pings, pongs, exchange, goodbye) are small: one
       // refused is a write queue full of what the peer has not read.
+      CountSent(a.envelope);
       if (Status s = it->second->Send(a.envelope);
           s.code() == Status::Code::kResourceExhausted) {
         Log("peer " + it->second->peer_id() + ": " + s.message() +
@@ -304,7 +307,13 @@ Status Discovery::Send(const std::string& node_id, const wire::Envelope& message
   tls::Connection* c = ConnectionOf(node_id);
   if (c == nullptr)
     return Status::FailedPrecondition("peer " + node_id + " is not active");
+  CountSent(message);
   return c->Send(message);
+}
+
+void Discovery::CountSent(const wire::Envelope& m) {
+  ++traffic_.messages_sent;
+  traffic_.bytes_sent += m.ByteSizeLong();
 }
 
 void Discovery::Disconnect(const std::string& node_id, const std::string& reason) {

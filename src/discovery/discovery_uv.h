@@ -92,6 +92,14 @@ class Discovery {
   // how many.
   size_t DropRevoked();
   uint64_t revoked_disconnects() const { return revoked_disconnects_; }
+  // Peer messages sent (queued) and received since start, and their bytes.
+  struct Traffic {
+    uint64_t messages_sent = 0;
+    uint64_t bytes_sent = 0;
+    uint64_t messages_received = 0;
+    uint64_t bytes_received = 0;
+  };
+  const Traffic& traffic() const { return traffic_; }
   Discovery(uv_loop_t* loop, std::shared_ptr<const tls::Context> context,
             DiscoveryConfig config, PeerStore* store, Clock* clock);
   ~Discovery();
@@ -159,6 +167,8 @@ class Discovery {
   // Connections refused at accept: logged at most once a second, with a count of
   // those not logged (a flood must not flood the log).
   uint64_t revoked_disconnects_ = 0;
+  Traffic traffic_;
+  void CountSent(const wire::Envelope& m);
   int64_t refused_logged_mono_ = 0;
   bool refused_logged_ = false;
   uint64_t refused_unlogged_ = 0;

@@ -38,6 +38,11 @@ int StatusCmd(const Options& o) {
     std::printf("revocation list %s; %u peer(s) disconnected as revoked\n",
                 s.crl().c_str(), s.revoked_disconnects());
   }
+  std::printf("traffic: %llu messages (%llu bytes) sent, %llu (%llu bytes) received\n",
+              static_cast<unsigned long long>(s.messages_sent()),
+              static_cast<unsigned long long>(s.bytes_sent()),
+              static_cast<unsigned long long>(s.messages_received()),
+              static_cast<unsigned long long>(s.bytes_received()));
   for (const auto& p : s.peers()) {
     char rtt[32] = "-";
     if (p.rtt_us() > 0) std::snprintf(rtt, sizeof rtt, "%.2f", p.rtt_us() / 1000.0);

@@ -67,7 +67,12 @@ json StatusJson(const wire::ControlStatusReply& s) {
               {"devices", devices},
               {"forks", s.forks()},
               {"crl", s.crl().empty() ? json(nullptr) : json(s.crl())},
-              {"revoked_disconnects", s.revoked_disconnects()}};
+              {"revoked_disconnects", s.revoked_disconnects()},
+              {"traffic",
+               {{"messages_sent", s.messages_sent()},
+                {"bytes_sent", s.bytes_sent()},
+                {"messages_received", s.messages_received()},
+                {"bytes_received", s.bytes_received()}}}};
 }
 
 }  // namespace cairn::node::cli

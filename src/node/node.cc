@@ -229,6 +229,11 @@ wire::ControlStatusReply Node::BuildStatus() {
   if (peers_ && peers_->discovery()) {
     r.set_revoked_disconnects(
         static_cast<uint32_t>(peers_->discovery()->revoked_disconnects()));
+    const auto& t = peers_->discovery()->traffic();
+    r.set_messages_sent(t.messages_sent);
+    r.set_bytes_sent(t.bytes_sent);
+    r.set_messages_received(t.messages_received);
+    r.set_bytes_received(t.bytes_received);
   }
   std::map<std::string, std::vector<uint64_t>> forked_at;
   if (r.forks() > 0) {

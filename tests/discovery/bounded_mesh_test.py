@@ -65,6 +65,13 @@ def main():
         told = [r for r in reasons if r.startswith("spare") or "peer limit reached" in r]
         check(told, f"status says why known peers are not connected "
                     f"({len(told)} rows, e.g. {told[0] if told else None!r})")
+        traffic = [s.get("traffic", {}) for s in statuses.values()]
+        sent = sum(t.get("messages_sent", 0) for t in traffic)
+        received = sum(t.get("messages_received", 0) for t in traffic)
+        check(all(t.get("messages_sent", 0) > 0 and t.get("bytes_received", 0) > 0
+                  for t in traffic) and 0 < received <= sent,
+              f"status counts each node's traffic: {sent} messages sent, {received} "
+              f"received in all (none received that was not sent)")
         log = net.log("n0")
         check("peer limit reached" in log or any("peer limit reached" in net.log(n)
                                                  for n in names[1:]),

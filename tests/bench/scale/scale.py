@@ -2,9 +2,10 @@
 """Scale of a mesh of real cairnd processes on loopback (issue 15): for each
 size, N nodes, each told only of n0 (peer exchange on), each the source of its
 own device; every node appends EVENTS events at once, and the mesh must hold all
-of them everywhere. Prints, per size: the time to converge, active connections
-per node, known peers kept as spares, the CPU of the whole mesh while idle, and
-RSS per node. Run it against a Release build; not part of bin/test.
+of them everywhere. Prints, per size: the time to converge, the messages and bytes all
+nodes sent while the burst spread per event appended (from their own counters,
+`cairn status`), active connections per node, known peers kept as spares, the
+CPU of the whole mesh while idle, and RSS per node. Run it against a Release build; not part of bin/test.
 
     scale.py CAIRND CAIRN CERTS_DIR [--nodes 10,25,50] [--events 100]
              [--target-peers T] [--idle S] [--timeout S] [--perf FILE]
@@ -80,6 +81,16 @@ def run(args, n):
         time.sleep(min(30, 2 + n / 5))
         payload = "".join(json.dumps({"type": "note", "payload": {"i": i}}) + "\n"
                           for i in range(args.events))
+
+        def sent():
+            msgs = byts = 0
+            for name in names:
+                t = net.status(name).get("traffic", {})
+                msgs += t.get("messages_sent", 0)
+                byts += t.get("bytes_sent", 0)
+            return msgs, byts
+
+        sent0 = sent()
         t0 = time.monotonic()
         for name in names:
             r = net.cli(name, "append", name, "--stdin", input=payload)
@@ -100,6 +111,12 @@ def run(args, n):
         row["converge_s"] = round(time.monotonic() - t0, 1) if ok else None
         row["append_s"] = round(appended, 1)
         row["behind"] = len(behind)
+        # Every message any node sent while the burst spread (heartbeats and
+        # probes of those seconds included), per event appended.
+        sent1 = sent()
+        appends = n * args.events
+        row["msgs_per_append"] = round((sent1[0] - sent0[0]) / appends, 2)
+        row["bytes_per_append"] = round((sent1[1] - sent0[1]) / appends)
         active, spares = [], 0
         for name in names:
             st = net.status(name)
@@ -144,7 +161,8 @@ def main():
     mesh = ("full mesh" if args.target_peers == 0 else
             f"target {args.target_peers if args.target_peers is not None else 'default'}")
     print(f"# {mesh}, {args.events} events per node, idle over {args.idle:.0f} s", flush=True)
-    cols = ["nodes", "converge_s", "behind", "append_s", "conns_mean", "conns_max",
+    cols = ["nodes", "converge_s", "behind", "append_s", "msgs_per_append",
+            "bytes_per_append", "conns_mean", "conns_max",
             "spares", "idle_cores", "rss_mean_mib", "rss_max_mib"]
     print(" ".join(f"{c:>12}" for c in cols), flush=True)
     for n in [int(x) for x in args.nodes.split(",")]:
