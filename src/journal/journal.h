@@ -390,7 +390,8 @@ class Journal {
   // Snapshot slots and staging (snapshot.cc; see layout.h). Writer side.
   Status ClearSlot(leveldb::WriteBatch* batch, const std::string& device,
                    uint32_t slot) const;
-  Status ClearSlotNow(const std::string& device, uint32_t slot);
+  Status ClearSlotNow(const std::string& device, uint32_t slot,
+                      std::optional<uint32_t> chunks = std::nullopt);
   Status ForEachChunkIn(const std::string& device, uint32_t slot, uint32_t count,
                         const std::function<Status(const wire::SnapshotChunk&)>& fn,
                         const leveldb::Snapshot* at = nullptr) const;

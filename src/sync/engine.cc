@@ -191,7 +191,7 @@ void Engine::OnPeerRtt(const std::string& peer, int64_t rtt_us) {
   if (p == peers_.end() || rtt_us <= 0) return;
   p->second.catalogue.rtt_us = rtt_us;
   const int64_t was = p->second.planned_rtt_us;
-  if (was > 0 && 2 * rtt_us > was && rtt_us < 2 * was - was / 2) return;
+  if (was > 0 && 2 * rtt_us > was && 2 * rtt_us < 3 * was) return;  // within ×½..×1.5
   p->second.planned_rtt_us = rtt_us;
   Replan();
 }

@@ -20,7 +20,9 @@ the honest node src. Mallory tries, one after the other:
      snapshot larger than the 256 MiB that used to be held in memory: refused
      at the install (its digest), the peer closed, what it staged deleted.
      (b) One that never ends: the peer closed at the per-snapshot limit
-     (--max-snapshot-bytes, here 300 MB).
+     (--max-snapshot-bytes, here 300 MB). (c) Two at once, each within that
+     limit, together past the node's (--max-staged-bytes, here 320 MB): the
+     peer staging the most is closed.
 
 After each: the victim's memory has grown by less than a stated bound, an honest
 append at src still reaches the victim, and the log names mallory and the limit.
@@ -72,6 +74,7 @@ def chunk_of(header, index, entry):
 
 
 SNAPSHOT_LIMIT = 300_000_000  # the victim's --max-snapshot-bytes
+STAGED_LIMIT = 320_000_000    # and its --max-staged-bytes
 JUNK_CHUNKS = 280             # 4a: more than the 256 MiB once held in memory
 
 
@@ -130,7 +133,8 @@ def main():
         sport, vport = free_port(), free_port()
         net.start("src", sport, *honest)
         victim = net.start("victim", vport, *honest, "--peer", f"127.0.0.1:{sport}",
-                           "--max-snapshot-bytes", str(SNAPSHOT_LIMIT))
+                           "--max-snapshot-bytes", str(SNAPSHOT_LIMIT),
+                           "--max-staged-bytes", str(STAGED_LIMIT))
         honest_append_arrives("start")
         base = rss_mb(victim.pid)
 
@@ -207,34 +211,45 @@ def main():
         honest_append_arrives("the snapshot chunks")
 
         # 4. Junk chunks under a genuine header of a real device.
-        subprocess.run([os.path.join(sys.argv[3], "make-device.sh"), net.pki, "dx"],
-                       check=True, capture_output=True)
-        der = subprocess.run(["openssl", "x509", "-in", os.path.join(net.pki, "dx.crt"),
-                              "-outform", "DER"], check=True, capture_output=True).stdout
+        der = {}
+        for dev in ("dx", "dy"):
+            subprocess.run([os.path.join(sys.argv[3], "make-device.sh"), net.pki, dev],
+                           check=True, capture_output=True)
+            der[dev] = subprocess.run(
+                ["openssl", "x509", "-in", os.path.join(net.pki, dev + ".crt"), "-outform",
+                 "DER"], check=True, capture_output=True).stdout
 
-        def junk_snapshot(seq, chunks, send):
-            """Sends `send` junk chunks under a genuine header of `chunks`; returns
-            (closed, chunks sent, peak RSS growth in MiB, seconds, goodbye)."""
-            header = signed_header(net.pki, "dx", seq, chunks)
+        def junk_snapshot(seq, chunks, send, devices=("dx",)):
+            """Sends `send` junk chunks under genuine headers of `chunks` for each of
+            `devices`, in turn; returns (closed, chunks sent, peak RSS growth in
+            MiB, seconds, goodbye)."""
+            headers = {d: signed_header(net.pki, d, seq, chunks) for d in devices}
             base = rss_mb(victim.pid)
             peak = base
             t0 = time.monotonic()
             with HostilePeer("127.0.0.1", vport, net.pki, "mallory") as m:
-                m.send(catalogue("dx", seq))
-                check(wait_for(lambda: m.received.get(SUBSCRIBE, 0) > 0, 10),
-                      "the victim subscribed to dx through mallory")
-                m.send(envelope(STREAM_HEADER, field_bytes(1, "dx") + field_bytes(2, der)))
+                entries = b"".join(
+                    field_bytes(2, field_bytes(1, d) + field_uint(2, 1) + field_uint(3, seq))
+                    for d in devices)
+                m.send(envelope(CATALOGUE, field_uint(1, 1) + entries))
+                check(wait_for(lambda: m.received.get(SUBSCRIBE, 0) >= len(devices), 10),
+                      f"the victim subscribed to {', '.join(devices)} through mallory")
+                for d in devices:
+                    m.send(envelope(STREAM_HEADER, field_bytes(1, d) + field_bytes(2, der[d])))
                 sent = 0
                 for i in range(1, send + 1):
-                    chunk = junk_chunk(header, i)
-                    # Within the credit granted, as an honest server sends: what
-                    # is tried is the staging, not the credit.
-                    if not m.spend(len(chunk)):
-                        break
-                    m.send_many([chunk])
+                    for d in devices:
+                        chunk = junk_chunk(headers[d], i)
+                        # Within the credit granted, as an honest server sends:
+                        # what is tried is the staging, not the credit.
+                        if not m.spend(len(chunk)):
+                            break
+                        m.send_many([chunk])
+                        if m.closed:
+                            break
+                        sent += 1
                     if m.closed:
                         break
-                    sent += 1
                     if i % 16 == 0:
                         peak = max(peak, rss_mb(victim.pid))
                 closed = wait_for(lambda: m.closed, 60)
@@ -263,6 +278,18 @@ def main():
         check(f"over the limit of {SNAPSHOT_LIMIT}" in net.log("victim"),
               "the log names the snapshot limit")
         check(last("victim", "dx") == 0, "nothing of dx was installed")
+        # (c) Two snapshots at once, each under its own limit, over the node's
+        # --max-staged-bytes together: the peer staging the most is closed.
+        closed, sent, grew, took, bye = junk_snapshot(3000, 1000, 1000, ("dx", "dy"))
+        check(closed and sent <= (STAGED_LIMIT >> 20) + 18,  # + two credit windows
+              f"mallory is closed after {sent} chunks of 1 MiB of two junk snapshots, "
+              f"{took:.1f} s ({bye})")
+        check("staged on disk, the most while this node holds" in net.log("victim") and
+              f"over its limit of {STAGED_LIMIT}" in net.log("victim"),
+              "the log names the node's staging limit")
+        check(grew < STAGING_BOUND_MB,
+              f"victim RSS grew {grew:.0f} MiB (bound +{STAGING_BOUND_MB})")
+        check(last("victim", "dy") == 0, "nothing of dy was installed")
         honest_append_arrives("junk chunks under a genuine header")
     finally:
         net.finish()

@@ -217,6 +217,26 @@ TEST_F(SnapshotTest, StagingRefusesWhatDoesNotFollow) {
             Status::Code::kFailedPrecondition);
 }
 
+// Before any chunk is staged: a header not beyond the snapshot held (a genuine
+// one, replayed) is refused, and so is one that claims more chunks than a
+// snapshot may have.
+TEST_F(SnapshotTest, HeadersThatWouldStageForNothingAreRefusedFirst) {
+  auto a = BigSource("a", 3000);
+  SnapshotData snap = *a->ReadSnapshot("d1");
+  auto b = Open("b", {});
+  ASSERT_OK(b->CheckSnapshotHeader(CertOf("d1"), snap.header));
+  ASSERT_OK(b->InstallSnapshot(CertOf("d1"), snap));
+  Status replayed = b->CheckSnapshotHeader(CertOf("d1"), snap.header);
+  EXPECT_EQ(replayed.code(), Status::Code::kInvalidArgument) << replayed.ToString();
+  EXPECT_NE(replayed.message().find("not beyond the snapshot held here"),
+            std::string::npos);
+  SnapshotData huge = Parts(snap, 1)[0];
+  huge.header.set_chunks(kMaxSnapshotChunks + 1);
+  Status s = b->StageSnapshot(11, huge);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
+  EXPECT_EQ(SnapshotKeys(*b, "d1"), snap.chunks.size() + 1) << "nothing was staged";
+}
+
 // A dropped staging is deleted, and a part of it that arrives after the drop
 // (the two race in the sync thread pool) is refused, not staged for no one.
 TEST_F(SnapshotTest, ADroppedStagingIsDeletedAndStaysDropped) {

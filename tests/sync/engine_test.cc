@@ -636,6 +636,15 @@ TEST(EngineTest, SnapshotsAreStagedInPartsAndInstalledFromDisk) {
   }
 }
 
+// A chunk past the chunk limit is refused when it arrives, before it is held.
+TEST(EngineTest, AChunkOverTheLimitClosesThePeerAtOnce) {
+  Engine e;
+  FollowDThroughSrc(e);
+  e.OnMessage("src", ChunkOf(50, 4, 1, journal::kMaxChunkWireBytes + 1));
+  EXPECT_NE(CloseReason(e.TakeActions()).find("over the limit of"), std::string::npos);
+  EXPECT_EQ(e.snapshot_memory_held(), 0u);
+}
+
 // A transfer given up (the peer went away, the header changed) leaves its
 // staging for the journal to delete; one that never staged a part leaves none.
 TEST(EngineTest, AGivenUpStagingIsDropped) {
