@@ -321,6 +321,18 @@ void Discovery::Disconnect(const std::string& node_id, const std::string& reason
   if (c != nullptr) c->Close(reason);
 }
 
+void Discovery::SetHoldings(wire::Holdings own) {
+  if (core_ == nullptr) return;
+  core_->SetHoldings(std::move(own));
+  Pump();
+}
+
+void Discovery::SetWanted(std::vector<std::string> devices) {
+  if (core_ == nullptr) return;
+  core_->SetWanted(std::move(devices));
+  Pump();
+}
+
 bool Discovery::AboveHighWater(const std::string& node_id) const {
   tls::Connection* c = ConnectionOf(node_id);
   return c != nullptr && c->above_high_water();

@@ -121,6 +121,9 @@ class Discovery {
   // Closes the active connection of `node_id` (a protocol error found by the layer
   // above); the peer goes to lifesupport with `reason` and is retried with backoff.
   void Disconnect(const std::string& node_id, const std::string& reason);
+  // PeerManager::SetHoldings / SetWanted (holdings.h). Loop thread.
+  void SetHoldings(wire::Holdings own);
+  void SetWanted(std::vector<std::string> devices);
 
   std::vector<PeerStatus> Snapshot() const;
   std::vector<std::string> ActivePeers() const;

@@ -66,6 +66,16 @@ struct Options {
   size_t max_pending_per_cert = 4;
   size_t max_addresses_per_peer = 4;  // addresses remembered for one node id
   size_t max_exchange_entries = 64;   // peers sent or read in one PeerExchange
+  // Holdings passed on in one PeerExchange: each at most this big, and at most
+  // holdings_exchange_bytes in all (the rest of the peers go without theirs).
+  size_t holdings_pass_on_bytes = 16u << 10;
+  size_t holdings_exchange_bytes = 128u << 10;
+  // A peer's new holdings are passed on to our other peers at once, at most this
+  // often per peer (else with the next periodic exchange).
+  int64_t holdings_forward_ms = 5'000;
+  // Peers dialled because they may hold a device this node follows and no
+  // active peer offers (PeerManager::SetWanted), beyond target_peers.
+  size_t max_holder_peers = 4;
   // What one peer's exchanges may put in our table: at most this many entries
   // that never completed a hello at a time (more are ignored; a verified peer
   // evicts them when the table is full, and they are never saved), and at most

@@ -168,6 +168,15 @@ class PeerManager {
   // The actions produced since the last call, in order.
   std::vector<Action> TakeActions();
 
+  // ---- holdings (holdings.h)
+  // What this node stores: sent to every active peer now and to each new one.
+  void SetHoldings(wire::Holdings own);
+  // Devices this node follows that no active peer offers (sync::Engine::Unheld):
+  // known nodes whose holdings may hold one are dialled, beyond target_peers,
+  // at most max_holder_peers of them connected or being dialled at once, each
+  // tried once per device while it stays wanted.
+  void SetWanted(std::vector<std::string> devices);
+
   // ---- queries
   // The connection of an active peer, or of a subscriber by its SubscriberName.
   std::optional<ConnId> ActiveConnection(const std::string& node_id) const;
@@ -208,6 +217,11 @@ class PeerManager {
     ConnId conn = 0;                // the connection `state` refers to (0 in lifesupport)
     int64_t next_mono = 0;          // lifesupport: next attempt
     size_t next_address = 0;
+    // What it stores, from itself (`holdings_direct`) or passed on by a peer.
+    std::optional<wire::Holdings> holdings;
+    bool holdings_direct = false;
+    bool holder = false;  // dialled for a wanted device (see SetWanted)
+    int64_t holdings_forwarded_mono = INT64_MIN;  // its holdings last passed on at once
   };
   struct Conn {
     ConnId id = 0;
@@ -302,6 +316,8 @@ class PeerManager {
                       const wire::PeerExchange& px);
   void SendExchange(ConnId conn, const std::string& exclude);
   void AnnounceToOthers(const std::string& id);
+  // Dials known nodes that may hold a wanted device (SetWanted).
+  void DialHolders();
   void Heartbeat(Conn& c, int64_t now);
   // Sends a ping, timing it unless another is being timed.
   void SendPing(Conn& c, int64_t now);
@@ -323,6 +339,9 @@ class PeerManager {
   ConnId next_conn_ = 1;
   uint64_t connect_attempts_ = 0;
   int64_t next_exchange_ = 0;
+  std::optional<wire::Holdings> own_holdings_;
+  std::vector<std::string> wanted_;
+  std::set<std::pair<std::string, std::string>> holder_tried_;  // (device, node)
 };
 
 }  // namespace cairn::discovery

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "discovery/address.h"
+#include "discovery/holdings.h"
 #include "discovery/peer_manager.h"
 
 namespace cairn::discovery {
@@ -164,6 +165,7 @@ void PeerManager::OnMessage(ConnId conn, wire::Envelope&& m) {
     case wire::Envelope::kPong:
     case wire::Envelope::kGoodbye:
     case wire::Envelope::kPeerExchange:
+    case wire::Envelope::kHoldings:
       return OnDiscoveryMessage(c, m);
     case wire::Envelope::MSG_NOT_SET:
       return;  // a message type from a newer peer: ignored once hellos are done
@@ -190,6 +192,26 @@ void PeerManager::OnDiscoveryMessage(Conn& c, wire::Envelope& m) {
   if (m.has_peer_exchange() && options_.peer_exchange) {
     Entry* e = Find(c.key);
     if (e != nullptr && e->conn == c.id) OnPeerExchange(c.key, *e, m.peer_exchange());
+  }
+  if (m.has_holdings()) {
+    if (Status s = CheckHoldings(m.holdings()); !s.ok()) {
+      return CloseConn(c.id, "protocol error: " + s.message(), true);
+    }
+    Entry* e = Find(c.key);
+    if (e == nullptr || e->conn != c.id || c.subscriber) return;
+    e->holdings = std::move(*m.mutable_holdings());
+    e->holdings_direct = true;
+    // Passed on to our other peers now (and with every periodic exchange), at
+    // most once per holdings_forward_ms per peer: a peer sending many costs
+    // them no more.
+    const int64_t now = clock_->MonotonicMicros();
+    if (options_.peer_exchange &&
+        (e->holdings_forwarded_mono == INT64_MIN ||
+         now - e->holdings_forwarded_mono >= options_.holdings_forward_ms * 1000)) {
+      e->holdings_forwarded_mono = now;
+      AnnounceToOthers(c.key);
+    }
+    DialHolders();
   }
 }
 
@@ -238,7 +260,15 @@ void PeerManager::OnPeerExchange(const std::string& from, Entry& source,
     const size_t before = entries_.size();
     Learn(p.node_id(), p.address(), false, "peer exchange from " + from, from);
     if (entries_.size() > before) ++unverified;
+    // What it stores, as `from` heard it: kept unless the node told us itself.
+    Entry* learned = Find(p.node_id());
+    if (p.has_holdings() && learned != nullptr && !learned->holdings_direct &&
+        p.holdings().bloom().size() <= options_.holdings_pass_on_bytes &&
+        CheckHoldings(p.holdings()).ok()) {
+      learned->holdings = p.holdings();
+    }
   }
+  if (!wanted_.empty()) DialHolders();
   if (refused > 0) {
     actions_.push_back(
         Action::Log(from, "peer exchange: " + std::to_string(refused) + " of " +
@@ -251,14 +281,90 @@ void PeerManager::OnPeerExchange(const std::string& from, Entry& source,
 void PeerManager::SendExchange(ConnId conn, const std::string& exclude) {
   wire::Envelope m;
   wire::PeerExchange* px = m.mutable_peer_exchange();
+  size_t holdings_bytes = 0;
   for (const auto& [key, e] : entries_) {
     if (px->peers_size() >= static_cast<int>(options_.max_exchange_entries)) break;
     if (e.state != PeerState::kActive || key == exclude || e.addresses.empty()) continue;
     wire::PeerExchange::Peer* p = px->add_peers();
     p->set_node_id(e.node_id);
     p->set_address(e.addresses.front());
+    // Passed on only what it told us itself, within the bounds.
+    if (e.holdings && e.holdings_direct) {
+      const size_t n = e.holdings->bloom().size();
+      if (n <= options_.holdings_pass_on_bytes &&
+          holdings_bytes + n <= options_.holdings_exchange_bytes) {
+        *p->mutable_holdings() = *e.holdings;
+        holdings_bytes += n;
+      }
+    }
   }
   if (px->peers_size() > 0) Send(conn, std::move(m));
+}
+
+void PeerManager::SetHoldings(wire::Holdings own) {
+  own_holdings_ = std::move(own);
+  wire::Envelope m;
+  *m.mutable_holdings() = *own_holdings_;
+  for (const auto& [key, e] : entries_) {
+    if (e.state == PeerState::kActive) Send(e.conn, m);
+  }
+}
+
+void PeerManager::SetWanted(std::vector<std::string> devices) {
+  if (devices != wanted_) {
+    std::erase_if(holder_tried_, [&](const auto& dn) {
+      return std::find(devices.begin(), devices.end(), dn.first) == devices.end();
+    });
+    wanted_ = std::move(devices);
+  }
+  DialHolders();
+}
+
+// For each wanted device: a node that may hold it (its holdings say so), not
+// tried for it yet, dialled while fewer than max_holder_peers holders are
+// connected or being dialled and the node is below max_active.
+void PeerManager::DialHolders() {
+  if (wanted_.empty()) return;
+  size_t holders = 0;
+  for (const auto& [key, e] : entries_) {
+    holders +=
+        e.holder && (e.state == PeerState::kActive || e.state == PeerState::kOutgoing ||
+                     e.state == PeerState::kIncoming);
+  }
+  for (const auto& device : wanted_) {
+    if (holders >= options_.max_holder_peers) return;
+    if (options_.max_active > 0 && Connections() >= options_.max_active) return;
+    std::vector<std::string> candidates;
+    bool connected = false;
+    for (const auto& [key, e] : entries_) {
+      if (!e.holdings || !MayHold(*e.holdings, device)) continue;
+      if (e.state == PeerState::kOutgoing || e.state == PeerState::kIncoming) {
+        connected = true;  // on its way: its catalogue will tell
+        holder_tried_.insert({device, key});
+        continue;
+      }
+      if (e.state == PeerState::kActive) {
+        // Its catalogue tells; still wanted a call later, it was a false "maybe".
+        if (holder_tried_.insert({device, key}).second) connected = true;
+        continue;
+      }
+      if (e.state == PeerState::kLifesupport && !e.addresses.empty() &&
+          holder_tried_.count({device, key}) == 0) {
+        candidates.push_back(key);
+      }
+    }
+    if (connected || candidates.empty()) continue;
+    const std::string key = candidates[rng_->Uniform(candidates.size())];
+    holder_tried_.insert({device, key});
+    Entry* e = Find(key);
+    e->holder = true;
+    e->spare = false;
+    ++holders;
+    const std::string why = "its holdings say it may hold " + device +
+                            ", which this node follows and no active peer offers";
+    actions_.push_back(Action::Log(key, "dialled: " + why));
+    Dial(key, why);
+  }
 }
 
 void PeerManager::AnnounceToOthers(const std::string& id) {
@@ -268,6 +374,10 @@ void PeerManager::AnnounceToOthers(const std::string& id) {
   wire::PeerExchange::Peer* p = m.mutable_peer_exchange()->add_peers();
   p->set_node_id(id);
   p->set_address(e->addresses.front());
+  if (e->holdings && e->holdings_direct &&
+      e->holdings->bloom().size() <= options_.holdings_pass_on_bytes) {
+    *p->mutable_holdings() = *e->holdings;
+  }
   for (const auto& [key, other] : entries_) {
     if (key != id && other.state == PeerState::kActive) Send(other.conn, m);
   }

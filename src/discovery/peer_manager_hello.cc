@@ -236,6 +236,11 @@ void PeerManager::MakeActive(Conn& c, Entry& e, const std::string& id,
   // soon after its catalogue arrives.
   SendPing(c, clock_->MonotonicMicros());
   actions_.push_back(Action::PeerActive(id, c.id));
+  if (own_holdings_) {
+    wire::Envelope m;
+    *m.mutable_holdings() = *own_holdings_;
+    Send(c.id, std::move(m));
+  }
   if (!options_.peer_exchange) return;
   SendExchange(c.id, id);
   AnnounceToOthers(id);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "base/check.h"
+#include "base/x509_uris.h"
 
 namespace cairn::journal {
 namespace {
@@ -189,6 +190,16 @@ Result<std::shared_ptr<const CertAuthority>> CertAuthority::FromFile(
     const std::string& path) {
   CAIRN_ASSIGN_OR_RETURN(std::string pem, ReadFileToString(path));
   return FromPem(pem, path);
+}
+
+std::vector<std::string> DeviceGroups(std::string_view cert_der) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(cert_der.data());
+  X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(cert_der.size())));
+  if (!cert) {
+    ERR_clear_error();
+    return {};
+  }
+  return SanUrisWithPrefix(cert.get(), "cairn-group:", 32);
 }
 
 Result<std::shared_ptr<const DevicePublicKey>> CertAuthority::VerifyDevice(

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/ossl_ptr.h"
 #include "base/result.h"
@@ -29,6 +30,11 @@ inline constexpr size_t kMaxDeviceIdBytes = 128;
 // Device ids are CNs: 1..128 bytes of [A-Za-z0-9._:@-], so they are safe in keys,
 // file names, logs and shells.
 Status ValidateDeviceId(std::string_view device);
+
+// The groups a device certificate (DER) names: its subjectAltName URIs
+// "cairn-group:NAME" (certs/make-device.sh --group). None for a certificate that
+// does not parse (it is checked elsewhere).
+std::vector<std::string> DeviceGroups(std::string_view cert_der);
 
 // The public half of a device whose certificate the CA vouched for, and when that
 // certificate is valid. A record is accepted when its certificate was valid when

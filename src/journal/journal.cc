@@ -9,7 +9,8 @@ namespace cairn::journal {
 
 using internal::StreamState;
 
-StreamInfo ToInfo(const std::string& device, const wire::StreamMeta& meta) {
+StreamInfo ToInfo(const std::string& device, const StreamState& state) {
+  const wire::StreamMeta& meta = state.meta;
   StreamInfo i;
   i.device = device;
   i.first = meta.first();
@@ -18,6 +19,7 @@ StreamInfo ToInfo(const std::string& device, const wire::StreamMeta& meta) {
   i.source = meta.source();
   i.head_hash = meta.head_hash();
   i.event_bytes = meta.event_bytes();
+  i.groups = state.Groups();
   return i;
 }
 
@@ -60,6 +62,7 @@ Journal::~Journal() {
 // Trusts LevelDB and nothing else: every stream's head must be where its meta says.
 Status Journal::Load() {
   std::vector<std::pair<std::string, wire::StreamMeta>> installs;  // cut short
+  std::vector<std::string> forgets;                                // cut short
   auto it = store_->NewIterator();
   for (it->Seek(std::string(layout::kMetaPrefix)); it->Valid(); it->Next()) {
     std::string device;
@@ -72,6 +75,10 @@ Status Journal::Load() {
       return Status::Corruption(store_->path() + ": stream meta of '" + device +
                                 "' does not decode");
     }
+    if (meta.forgetting()) {
+      forgets.push_back(device);  // finished below
+      continue;
+    }
     if (meta.installing() != 0) {
       installs.emplace_back(device, std::move(meta));  // finished below
       continue;
@@ -79,6 +86,7 @@ Status Journal::Load() {
     CAIRN_RETURN_IF_ERROR(LoadStream(device, meta));
   }
   if (!it->status().ok()) return store_->Convert(it->status(), "loading stream metadata");
+  for (const auto& device : forgets) CAIRN_RETURN_IF_ERROR(FinishForget(device));
   for (auto& [device, meta] : installs) {
     CAIRN_ASSIGN_OR_RETURN(auto done, ResumeInstall(device, std::move(meta)));
     if (done) CAIRN_RETURN_IF_ERROR(LoadStream(device, *done));
@@ -168,7 +176,7 @@ std::vector<StreamInfo> Journal::Catalogue() const {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<StreamInfo> out;
   out.reserve(streams_.size());
-  for (const auto& [device, s] : streams_) out.push_back(ToInfo(device, s->meta));
+  for (const auto& [device, s] : streams_) out.push_back(ToInfo(device, *s));
   return out;
 }
 
@@ -178,7 +186,7 @@ Result<StreamInfo> Journal::Stream(std::string_view device) const {
   if (it == streams_.end()) {
     return Status::NotFound("no stream for device '" + std::string(device) + "'");
   }
-  return ToInfo(it->first, it->second->meta);
+  return ToInfo(it->first, *it->second);
 }
 
 Result<std::string> Journal::DeviceCert(std::string_view device) const {

@@ -110,7 +110,8 @@ struct StreamInfo {
   uint64_t snapshot = 0;  // newest snapshot seq, 0 if none
   bool source = false;
   std::string head_hash;
-  uint64_t event_bytes = 0;  // stored events, keys and values
+  uint64_t event_bytes = 0;         // stored events, keys and values
+  std::vector<std::string> groups;  // its certificate's (DeviceGroups)
 };
 
 struct ApplyOutcome {
@@ -234,6 +235,16 @@ class Journal {
   // our head is installed although it cannot be checked, deleting our events.
   void AcceptGap(const std::string& device);
   bool GapAccepted(const std::string& device) const;
+
+  // Deletes what is stored of `device`, a stream this node stores but is not the
+  // source of (it is no longer followed: `cairn unfollow`): events, snapshots,
+  // staging, view and follower reports; fork proofs stay, as evidence. The meta
+  // is marked `forgetting` first and the rest goes in bounded batches, so a
+  // deletion cut short by a crash is finished when the journal opens. From the
+  // mark on the stream is unknown here (NotFound; KV reads find nothing), and an
+  // open subscription of it waits, as for a device not known yet. OK when
+  // nothing is stored; FailedPrecondition for this node's own device. Blocking.
+  Status Forget(const std::string& device);
 
   // ---- reads (any thread)
   Result<std::vector<wire::Record>> Read(std::string_view device, uint64_t from,
@@ -401,6 +412,9 @@ class Journal {
   Result<uint64_t> InstallStaged(const std::string& device, std::string_view cert_der,
                                  uint64_t stage_id);
   Status DeleteKeysUnder(const std::string& prefix);
+  // forget.cc
+  Status DoForget(const std::string& device);
+  Status FinishForget(const std::string& device);
   Result<wire::StreamMeta> FinishInstall(const std::string& device,
                                          wire::StreamMeta meta);
   // At open (Load): nullopt when the stream was dropped.

@@ -19,6 +19,18 @@ struct StreamState {
   wire::StreamMeta meta;
   std::shared_ptr<const DevicePublicKey> key;  // set once the cert was verified
   int64_t last_snapshot_mono_us = 0;
+  // The groups meta.device_cert names (DeviceGroups), parsed once per certificate.
+  const std::vector<std::string>& Groups() const {
+    if (groups_of_ != meta.device_cert()) {
+      groups_of_ = meta.device_cert();
+      groups_ = DeviceGroups(groups_of_);
+    }
+    return groups_;
+  }
+
+ private:
+  mutable std::string groups_of_;
+  mutable std::vector<std::string> groups_;
 };
 
 // An event validated, digested and encoded on the appending caller's thread, so
@@ -49,7 +61,16 @@ struct PendingRecord {
 };
 
 struct Op {
-  enum class Kind { kAppend, kApply, kSnapshot, kStage, kDropStage, kInstall, kTrim };
+  enum class Kind {
+    kAppend,
+    kApply,
+    kSnapshot,
+    kStage,
+    kDropStage,
+    kInstall,
+    kTrim,
+    kForget
+  };
   Kind kind = Kind::kAppend;
   std::string device;
   std::vector<PreparedEvent> events;  // kAppend

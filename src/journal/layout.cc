@@ -72,6 +72,8 @@ std::string ForkKey(std::string_view device, uint64_t seq) {
   return k;
 }
 
+std::string FollowerPrefix(std::string_view device) { return Prefixed('a', device); }
+
 std::string FollowerKey(std::string_view device, std::string_view node_id) {
   std::string k = Prefixed('a', device);
   PutLengthPrefixed(&k, node_id);

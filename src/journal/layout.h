@@ -40,6 +40,7 @@ inline constexpr std::string_view kPeerPrefix = "p";
 std::string ForkKey(std::string_view device, uint64_t seq);
 inline constexpr std::string_view kForkPrefix = "f";
 std::string FollowerKey(std::string_view device, std::string_view node_id);
+std::string FollowerPrefix(std::string_view device);
 inline constexpr std::string_view kFollowerPrefix = "a";
 
 // Parsers return false on a key of another shape.

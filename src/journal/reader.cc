@@ -23,6 +23,8 @@ Result<std::optional<wire::StreamMeta>> Journal::MetaAt(
                                "' is being installed in place of what this node held; "
                                "try again shortly");
   }
+  // Being deleted (Forget): what is left of it is no stream any more.
+  if (meta && meta->forgetting()) return std::optional<wire::StreamMeta>();
   return meta;
 }
 

@@ -299,6 +299,11 @@ void Journal::WriteNextGroup(std::unique_lock<std::mutex>& l) {
     case Op::Kind::kTrim:
       first.on_seq(DoTrim(first.device, first.trim_to));
       break;
+    case Op::Kind::kForget: {
+      Status s = DoForget(first.device);
+      first.on_seq(s.ok() ? Result<uint64_t>(uint64_t{0}) : Result<uint64_t>(s));
+      break;
+    }
   }
   l.lock();
   writing_ = false;

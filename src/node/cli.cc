@@ -8,6 +8,7 @@
 
 #include "node/cli_internal.h"
 #include "node/control_client.h"
+#include "sync/interest.h"
 
 namespace cairn::node {
 namespace cli {
@@ -34,6 +35,8 @@ int StatusCmd(const Options& o) {
   }
   std::printf("node %s  listening on %s\n", s.node().c_str(),
               s.listen().empty() ? "-" : s.listen().c_str());
+  std::printf("following %s (%s)\n", InterestText(s.interest()).c_str(),
+              s.interest().origin().c_str());
   if (!s.crl().empty()) {
     std::printf("revocation list %s; %u peer(s) disconnected as revoked\n",
                 s.crl().c_str(), s.revoked_disconnects());
@@ -165,6 +168,44 @@ int Resync(const Options& o) {
   return 0;
 }
 
+std::string InterestText(const wire::ControlInterest& i) {
+  if (i.follow_size() == 0) return "no device but this node's own";
+  if (i.follow_size() == 1 && i.follow(0) == "*") return "every device";
+  std::string out;
+  for (const auto& p : i.follow()) out += (out.empty() ? "" : " ") + p;
+  return out;
+}
+
+// follow/unfollow: the patterns are checked here first, for a usage error
+// before any request; the node checks them again.
+int Follow(const Options& o, bool unfollow) {
+  for (const auto& p : o.patterns) {
+    if (Status s = sync::Interest::CheckPattern(p); !s.ok()) return Fail(s);
+  }
+  if (unfollow && o.patterns.empty()) return Fail("unfollow: name at least one pattern");
+  wire::ControlRequest req;
+  auto* f = req.mutable_follow();
+  for (const auto& p : o.patterns) f->add_patterns(p);
+  f->set_unfollow(unfollow);
+  f->set_reset(o.reset);
+  auto r = CallNode(o, req);
+  if (!r.ok()) {
+    return Fail(std::string(unfollow ? "unfollow" : "follow") +
+                " failed: " + r.status().message());
+  }
+  const auto& i = r->interest();
+  if (o.json) {
+    std::printf("%s\n",
+                Dump(nlohmann::json{{"follow", std::vector<std::string>(
+                                                   i.follow().begin(), i.follow().end())},
+                                    {"origin", i.origin()}})
+                    .c_str());
+  } else {
+    std::printf("following %s (%s)\n", InterestText(i).c_str(), i.origin().c_str());
+  }
+  return 0;
+}
+
 }  // namespace cli
 
 namespace {
@@ -233,6 +274,21 @@ void AddCommands(CLI::App& app, Options& o) {
           "head although the events between are gone on every peer (our events "
           "below it are deleted; see `cairn status`, STALLED)");
   resync->add_option("DEVICE", o.device, "device id")->required();
+  CLI::App* follow =
+      Add(app, "follow",
+          "add patterns to what this node follows and stores ('*', a device id, a "
+          "glob, group:NAME); none: print it. Stored in DATA/interest, it wins over "
+          "--follow");
+  follow->add_option("PATTERN", o.patterns, "patterns to add");
+  follow->add_flag("--reset", o.reset,
+                   "forget what cairn follow/unfollow stored: back to --follow");
+  follow->add_flag("--json", o.json, "print {\"follow\", \"origin\"}");
+  CLI::App* unfollow =
+      Add(app, "unfollow",
+          "remove patterns from what this node follows; streams it then no longer "
+          "covers are deleted here (not its own devices)");
+  unfollow->add_option("PATTERN", o.patterns, "patterns to remove")->required();
+  unfollow->add_flag("--json", o.json, "print {\"follow\", \"origin\"}");
 }
 
 int Dispatch(CLI::App& app, const Options& o) {
@@ -243,6 +299,8 @@ int Dispatch(CLI::App& app, const Options& o) {
   if (app.got_subcommand("verify")) return cli::Verify(o);
   if (app.got_subcommand("guard")) return cli::GuardRelease(o);
   if (app.got_subcommand("resync")) return cli::Resync(o);
+  if (app.got_subcommand("follow")) return cli::Follow(o, false);
+  if (app.got_subcommand("unfollow")) return cli::Follow(o, true);
   CLI::App* kv = app.get_subcommand("kv");
   if (kv->got_subcommand("get")) return cli::KvGet(o);
   return cli::KvList(o);

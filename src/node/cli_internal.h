@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "wire/schema.h"
@@ -27,6 +28,8 @@ struct Options {
   // tail --peer: a node over TLS instead of the local control socket.
   std::string peer;  // HOST:PORT
   std::string ca_file, cert_file, key_file;
+  std::vector<std::string> patterns;  // follow, unfollow
+  bool reset = false;                 // follow --reset
 };
 
 // Each returns the process exit status, after printing any error.
@@ -39,6 +42,8 @@ int Snapshot(const Options& o);
 int Verify(const Options& o);
 int GuardRelease(const Options& o);
 int Resync(const Options& o);
+int Follow(const Options& o, bool unfollow);
+std::string InterestText(const wire::ControlInterest& i);
 // The exit code of an append the node refused for now (the restore guard, the
 // journal shutting down): try again later (sysexits.h EX_TEMPFAIL).
 inline constexpr int kExitTryLater = 75;

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include "sync/interest.h"
+
 namespace cairn::node {
 namespace {
 
@@ -46,6 +48,11 @@ void AddFlags(CLI::App& app, DaemonConfig& c, RawFlags& raw) {
                  "sent elsewhere with a peer exchange; 0: no limit")
       ->check(CLI::Range(uint64_t{0}, uint64_t{100'000}))
       ->capture_default_str();
+  app.add_option("--follow", c.follow,
+                 "devices this node follows and stores, repeatable: '*' (every one, "
+                 "the default), a device id, a glob ('sensor-*') or 'group:NAME' "
+                 "(devices whose certificate names the group); its own devices are "
+                 "always kept. `cairn follow` changes it at run time and wins");
   app.add_option("--ca", c.ca_file,
                  "network CA certificate, PEM (required without --dev)");
   app.add_option("--crl", c.crl_file,
@@ -121,6 +128,9 @@ void AddFlags(CLI::App& app, DaemonConfig& c, RawFlags& raw) {
 // Applies what the raw flags say; the error text is a usage error.
 std::string Finish(DaemonConfig& c, RawFlags& raw) {
   c.peer_exchange = OnOff(raw.peer_exchange);
+  if (auto interest = sync::Interest::Parse(c.follow); !interest.ok()) {
+    return "--follow: " + interest.status().message();
+  }
   c.sync_writes = OnOff(raw.sync_writes);
   if (raw.device_certs.size() != raw.device_keys.size()) {
     return "--device-cert and --device-key must come in pairs";

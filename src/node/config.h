@@ -39,6 +39,9 @@ struct DaemonConfig {
   // most it keeps active, incoming included. 0: no bound.
   uint64_t target_peers = 8;
   uint64_t max_peers = 64;
+  // Interest (sync/interest.h): the devices this node follows; empty: every one.
+  // `cairn follow` overrides it at run time (node/interest_file.h).
+  std::vector<std::string> follow;
   std::string ca_file, cert_file, key_file;
   std::string crl_file;                 // --crl: revocation list, reloaded on SIGHUP
   std::vector<DevicePair> devices;      // extra devices this node is the source of

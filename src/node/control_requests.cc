@@ -118,6 +118,8 @@ void ControlServer::Dispatch(Client& c, ControlRequest&& req) {
       return HandleGuardRelease(c, id, req.guard_release().device());
     case ControlRequest::kResync:
       return HandleResync(c, id, req.resync().device());
+    case ControlRequest::kFollow:
+      return HandleFollow(c, id, req.follow());
     case ControlRequest::kKvGet:
     case ControlRequest::kKvList:
     case ControlRequest::kSnapshot:
@@ -188,6 +190,18 @@ void ControlServer::HandleResync(Client& c, uint64_t id, const std::string& devi
          "our head is installed unchecked";
   ControlReply r = Done(id);
   r.mutable_resynced()->set_device(device);
+  Finish(c, id, r);
+}
+
+void ControlServer::HandleFollow(Client& c, uint64_t id, const wire::ControlFollow& req) {
+  if (!follower_) {
+    return Finish(c, id,
+                  ErrorReply(id, Status::NotFound("this node syncs with no peer")));
+  }
+  auto interest = follower_(req);
+  if (!interest.ok()) return Finish(c, id, ErrorReply(id, interest.status()));
+  ControlReply r = Done(id);
+  *r.mutable_interest() = std::move(*interest);
   Finish(c, id, r);
 }
 

@@ -66,6 +66,10 @@ class ControlServer {
   void OnStreamChanged(const std::string& device);
   void set_guard_releaser(DeviceCommand f) { guard_releaser_ = std::move(f); }
   void set_resyncer(DeviceCommand f) { resyncer_ = std::move(f); }
+  // `cairn follow` / `unfollow`: changes (and stores) the node's interest.
+  using FollowCommand =
+      std::function<Result<wire::ControlInterest>(const wire::ControlFollow&)>;
+  void set_follower(FollowCommand f) { follower_ = std::move(f); }
   // Clients at once (at most kMaxClients); more are closed at accept.
   void set_max_clients(size_t n) { max_clients_ = std::min(n, kMaxClients); }
 
@@ -102,6 +106,7 @@ class ControlServer {
   void HandleWatch(Client& c, uint64_t id);
   void HandleGuardRelease(Client& c, uint64_t id, const std::string& device);
   void HandleResync(Client& c, uint64_t id, const std::string& device);
+  void HandleFollow(Client& c, uint64_t id, const wire::ControlFollow& req);
   void Finish(Client& c, uint64_t id, const wire::ControlReply& reply);
 
   uv_loop_t* loop_;
@@ -110,6 +115,7 @@ class ControlServer {
   StatusProvider status_;
   DeviceCommand guard_releaser_;
   DeviceCommand resyncer_;
+  FollowCommand follower_;
   size_t max_clients_ = kMaxClients;
   uv_pipe_t listener_{};
   bool listening_ = false;

@@ -74,6 +74,13 @@ Status Node::Init() {
   CAIRN_LOG(kInfo) << fds_.Describe();
   CAIRN_RETURN_IF_ERROR(PrepareDataDir(config_.data_dir));
   control_path_ = config_.data_dir + "/cairn.sock";
+  CAIRN_ASSIGN_OR_RETURN(interest_, LoadInterest(config_.data_dir, config_.follow));
+  CAIRN_LOG(kInfo) << "following " << sync::Describe(interest_.interest) << " ("
+                   << interest_.origin << ")";
+  if (!config_.follow.empty() && interest_.origin != "--follow / config") {
+    CAIRN_LOG(kWarn) << "--follow is not used: " << interest_.origin
+                     << " wins (`cairn follow --reset` returns to --follow)";
+  }
   CAIRN_RETURN_IF_ERROR(LoadIdentity());
   CHECK(uv_loop_init(&loop_) == 0);
   loop_ready_ = true;
@@ -189,8 +196,43 @@ Status Node::StartSync() {
       if (control_) control_->OnStreamChanged(device);  // new devices to watches
     });
     sync_->Start();
+    sync_->SetInterest(interest_.interest);
   }
   return Status::Ok();
+}
+
+wire::ControlInterest Node::InterestReply() const {
+  wire::ControlInterest r;
+  for (const auto& p : interest_.interest.patterns()) r.add_follow(p);
+  r.set_origin(interest_.origin);
+  return r;
+}
+
+// `cairn follow` / `cairn unfollow` (loop thread): the new interest is stored
+// before it is used, so what the node acts on survives a restart.
+Result<wire::ControlInterest> Node::ChangeInterest(const wire::ControlFollow& req) {
+  if (!sync_) return Status::NotFound("this node syncs with no peer");
+  std::vector<std::string> patterns(req.patterns().begin(), req.patterns().end());
+  for (const auto& p : patterns) CAIRN_RETURN_IF_ERROR(sync::Interest::CheckPattern(p));
+  NodeInterest next;
+  if (req.reset()) {
+    CAIRN_RETURN_IF_ERROR(RemoveInterest(config_.data_dir));
+    CAIRN_ASSIGN_OR_RETURN(next, LoadInterest(config_.data_dir, config_.follow));
+  } else if (patterns.empty()) {
+    return InterestReply();  // only asked
+  } else {
+    auto changed = req.unfollow() ? interest_.interest.Without(patterns)
+                                  : interest_.interest.With(patterns);
+    if (!changed.ok()) return changed.status();
+    CAIRN_RETURN_IF_ERROR(SaveInterest(config_.data_dir, *changed));
+    next = {std::move(*changed), "cairn follow (" + InterestPath(config_.data_dir) + ")"};
+  }
+  const bool same = next.interest == interest_.interest;
+  interest_ = std::move(next);
+  CAIRN_LOG(kInfo) << "following " << sync::Describe(interest_.interest) << " ("
+                   << interest_.origin << ")";
+  if (!same) sync_->SetInterest(interest_.interest);
+  return InterestReply();
 }
 
 void Node::StopSync(std::function<void()> done) {
@@ -210,6 +252,8 @@ Status Node::StartControl() {
     if (!sync_) return Status::NotFound("this node runs no restore guard");
     return sync_->ReleaseGuard(device);
   });
+  control_->set_follower(
+      [this](const wire::ControlFollow& req) { return ChangeInterest(req); });
   control_->set_resyncer([this](const std::string& device) {
     if (!sync_) return Status::NotFound("this node syncs with no peer");
     return sync_->Resync(device);
@@ -226,6 +270,7 @@ wire::ControlStatusReply Node::BuildStatus() {
   }
   r.set_forks(static_cast<uint32_t>(journal_->ForkCount()));
   if (context_) r.set_crl(context_->CrlSummary());
+  *r.mutable_interest() = InterestReply();
   if (peers_ && peers_->discovery()) {
     r.set_revoked_disconnects(
         static_cast<uint32_t>(peers_->discovery()->revoked_disconnects()));

@@ -31,6 +31,7 @@
 #include "node/config.h"
 #include "node/control_server_uv.h"
 #include "node/fd_budget.h"
+#include "node/interest_file.h"
 #include "node/loop_post_uv.h"
 #include "node/node_peers.h"
 #include "sync/sync_uv.h"
@@ -73,10 +74,13 @@ class Node {
   static void OnSignal(uv_signal_t* handle, int signum);
   void Stopped();
   wire::ControlStatusReply BuildStatus();
+  Result<wire::ControlInterest> ChangeInterest(const wire::ControlFollow& req);
+  wire::ControlInterest InterestReply() const;
 
   DaemonConfig config_;
   FdBudget fds_;
   std::string control_path_;
+  NodeInterest interest_;  // what it follows, and where that comes from
   uv_loop_t loop_{};
   bool loop_ready_ = false;
   std::shared_ptr<const journal::CertAuthority> ca_;

@@ -55,16 +55,27 @@ wire::CatalogueEntry Engine::LocalEntry(const std::string& device) const {
     e.set_last(it->second.last);
     e.set_snapshot(it->second.snapshot);
     e.set_source(it->second.source);
+    for (const auto& g : it->second.groups) e.add_groups(g);
   }
   return e;
 }
 
 void Engine::SetLocal(const std::vector<journal::StreamInfo>& catalogue) {
   for (const auto& info : catalogue) local_[info.device] = info;
+  ++stored_version_;
 }
 
 void Engine::OnLocalChange(const journal::StreamInfo& info) {
-  local_[info.device] = info;
+  auto [it, added] = local_.insert_or_assign(info.device, info);
+  if (added) ++stored_version_;
+  if (!WantedLocal(info.device)) {
+    // It came on a peer's claim of a group its certificate does not name (or an
+    // apply that was in flight when the interest narrowed): not kept.
+    if (!interest_.Matches(info.device, info.groups)) unwanted_.insert(info.device);
+    Unfollow(info.device);
+    ForgetUnwanted();
+    return;
+  }
   if (auto a = accept_gap_.find(info.device);
       a != accept_gap_.end() && info.last > a->second) {
     accept_gap_.erase(a);  // the head moved (the accepted snapshot, or events came)
@@ -78,28 +89,47 @@ void Engine::OnLocalChange(const journal::StreamInfo& info) {
 
 void Engine::Flush() {
   if (dirty_.empty()) return;
-  std::vector<wire::Envelope> parts(1);
-  size_t bytes = 0;
-  for (const auto& device : dirty_) {
-    if (bytes >= kCatalogueBytes) {
-      parts.emplace_back();
-      bytes = 0;
+  auto entry = [&](const std::string& device) {
+    wire::CatalogueEntry e = LocalEntry(device);
+    if (!local_.count(device)) e.set_gone(true);  // forgotten here
+    return e;
+  };
+  std::vector<wire::Envelope> parts;  // for peers told of every device
+  auto all_parts = [&]() -> const std::vector<wire::Envelope>& {
+    if (!parts.empty()) return parts;
+    parts.emplace_back();
+    size_t bytes = 0;
+    for (const auto& device : dirty_) {
+      if (bytes >= kCatalogueBytes) {
+        parts.emplace_back();
+        bytes = 0;
+      }
+      wire::CatalogueEntry* e = parts.back().mutable_catalogue()->add_entries();
+      *e = entry(device);
+      bytes += e->ByteSizeLong() + 4;
     }
-    wire::CatalogueEntry* e = parts.back().mutable_catalogue()->add_entries();
-    *e = LocalEntry(device);
-    bytes += e->ByteSizeLong() + 4;
-  }
+    return parts;
+  };
   for (const auto& [peer, p] : peers_) {
-    if (p.read_scope.empty()) {
-      for (const auto& env : parts) Send(peer, env);
+    if (p.read_scope.empty() && p.interest.all()) {
+      for (const auto& env : all_parts()) Send(peer, env);
       continue;
     }
-    wire::Envelope mine;  // a reader's: only what it may read
+    // Only what it may read and follows (the news that we dropped a device, to all).
+    std::vector<wire::Envelope> mine(1);
+    size_t bytes = 0;
     for (const auto& device : dirty_) {
-      if (MayRead(p, device))
-        *mine.mutable_catalogue()->add_entries() = LocalEntry(device);
+      if (local_.count(device) ? !Offers(p, device) : !MayRead(p, device)) continue;
+      if (bytes >= kCatalogueBytes) {
+        mine.emplace_back();
+        bytes = 0;
+      }
+      wire::CatalogueEntry* e = mine.back().mutable_catalogue()->add_entries();
+      *e = entry(device);
+      bytes += e->ByteSizeLong() + 4;
     }
-    if (mine.catalogue().entries_size() > 0) Send(peer, std::move(mine));
+    if (bytes == 0 && mine.size() == 1) continue;
+    for (auto& env : mine) Send(peer, std::move(env));
   }
   dirty_.clear();
 }
@@ -107,6 +137,12 @@ void Engine::Flush() {
 void Engine::OnPeerActive(const std::string& peer) {
   Peer& p = peers_[peer] = Peer();
   p.sending_after = "";
+  if (!interest_.all()) {  // none sent: every device (what older nodes assume)
+    wire::Envelope env;
+    for (const auto& pattern : interest_.patterns())
+      env.mutable_interest()->add_follow(pattern);
+    Send(peer, std::move(env));
+  }
   PumpCatalogue(peer);
 }
 
@@ -125,13 +161,15 @@ void Engine::PumpCatalogue(const std::string& peer) {
   while (pr.sending_after && burst < kCatalogueBurstBytes) {
     wire::Envelope env;
     wire::Catalogue* c = env.mutable_catalogue();
-    c->set_full(!pr.sent_first_part);
-    c->set_continues(pr.sent_first_part);
-    auto it = pr.sent_first_part ? local_.upper_bound(*pr.sending_after) : local_.begin();
+    const bool first = !pr.sent_first_part || pr.restart_full;
+    c->set_full(first);
+    c->set_continues(!first);
+    auto it = first ? local_.begin() : local_.upper_bound(*pr.sending_after);
+    pr.restart_full = false;
     size_t bytes = 0;
     for (; it != local_.end() && bytes < kCatalogueBytes; ++it) {
       pr.sending_after = it->first;
-      if (!MayRead(pr, it->first)) continue;
+      if (!Offers(pr, it->first)) continue;
       wire::CatalogueEntry* e = c->add_entries();
       *e = LocalEntry(it->first);
       bytes += e->ByteSizeLong() + 4;
@@ -151,6 +189,14 @@ void Engine::OnSubscriberActive(const std::string& name,
   p.read_scope = std::move(read_scope);
   p.sending_after = "";
   PumpCatalogue(name);
+}
+
+bool Engine::Offers(const Peer& p, const std::string& device) const {
+  if (!MayRead(p, device)) return false;
+  if (p.interest.all()) return true;
+  auto it = local_.find(device);
+  return it == local_.end() ? p.interest.Matches(device)
+                            : p.interest.Matches(device, it->second.groups);
 }
 
 bool Engine::MayRead(const Peer& p, const std::string& device) {
@@ -203,6 +249,20 @@ void Engine::OnMessage(const std::string& peer, wire::Envelope m) {
       return OnCatalogue(peer, m.catalogue());
     case wire::Envelope::kSubscribe:
       return OnSubscribe(peer, m.subscribe());
+    case wire::Envelope::kInterest: {
+      Peer& p = peers_[peer];
+      if (p.subscriber) return;
+      std::vector<std::string> patterns(m.interest().follow().begin(),
+                                        m.interest().follow().end());
+      auto interest = Interest::Parse(patterns);
+      if (!interest.ok()) return Close(peer, "interest: " + interest.status().message());
+      p.interest = std::move(*interest);
+      // Everything again, from the start, paced like the first catalogue (a
+      // flood of these only moves the start of what is sent).
+      p.sending_after = "";
+      p.restart_full = true;
+      return PumpCatalogue(peer);
+    }
     case wire::Envelope::kUnsubscribe:
       peers_[peer].serving.erase(m.unsubscribe().device());
       return;
@@ -275,6 +335,14 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
     if (!journal::ValidateDeviceId(e.device()).ok()) {
       return Close(peer, "catalogue names an invalid device id");
     }
+    if (e.gone()) {
+      entries.erase(e.device());
+      continue;
+    }
+    if (e.groups_size() > 32) return Close(peer, "catalogue entry names over 32 groups");
+    // What we do not follow is not kept (a peer that has not heard our interest
+    // yet, or ignores it, costs us nothing for it).
+    if (!Wanted(e.device(), e.groups())) continue;
     wire::CatalogueEntry& kept = entries[e.device()] = e;
     // Only the node that holds a device's key is its source, and that node is
     // named like the device (they share the certificate CN): anyone else's claim
@@ -359,7 +427,18 @@ void Engine::Replan(const std::set<std::string>* only) {
   }
   in.switch_margin = options_.switch_margin;
   in.rtt_switch_min_us = options_.rtt_switch_min_us;
-  for (const auto& [device, peer] : Plan(in)) {
+  const auto plan = Plan(in);
+  // A follow whose peer no longer offers the device (it dropped it, or its new
+  // full catalogue lacks it) and that no other peer offers: left.
+  std::vector<std::string> orphaned;
+  for (const auto& [device, f] : following_) {
+    if (!wanted(device) || f.peer.empty() || plan.count(device)) continue;
+    auto p = peers_.find(f.peer);
+    if (p == peers_.end() || !p->second.catalogue.entries.count(device))
+      orphaned.push_back(device);
+  }
+  for (const auto& device : orphaned) Unfollow(device);
+  for (const auto& [device, peer] : plan) {
     if (auto p = paused_.find(device); p != paused_.end() && p->second.wait > 0) continue;
     if (guarded_.count(device) &&
         in.peers[peer].entries[device].last() <= LocalEntry(device).last()) {
@@ -368,6 +447,112 @@ void Engine::Replan(const std::set<std::string>* only) {
     auto it = following_.find(device);
     if (it == following_.end() || it->second.peer != peer) FollowThrough(device, peer);
   }
+}
+
+void Engine::SetInterest(Interest interest) {
+  interest_ = std::move(interest);
+  unwanted_.clear();
+  wire::Envelope env;
+  env.mutable_interest();  // none: nothing but our own devices
+  for (const auto& pattern : interest_.patterns())
+    env.mutable_interest()->add_follow(pattern);
+  for (auto& [peer, p] : peers_) {
+    if (p.subscriber) continue;
+    Send(peer, env);
+    // Narrowed: what we no longer follow goes now. Widened: their answer (a full
+    // catalogue) brings the rest.
+    std::erase_if(p.catalogue.entries,
+                  [&](const auto& e) { return !Wanted(e.first, e.second.groups()); });
+  }
+  std::vector<std::string> left;
+  for (const auto& [device, f] : following_) {
+    if (local_.count(device) ? !WantedLocal(device) : !interest_.Matches(device))
+      left.push_back(device);
+  }
+  for (const auto& device : left) Unfollow(device);
+  ForgetUnwanted();
+  Replan();
+}
+
+bool Engine::WantedLocal(const std::string& device) const {
+  auto l = local_.find(device);
+  return l == local_.end() ? Wanted(device, std::vector<std::string>{})
+                           : Wanted(device, l->second.groups);
+}
+
+void Engine::Unfollow(const std::string& device) {
+  auto it = following_.find(device);
+  if (it == following_.end()) return;
+  Follow& f = it->second;
+  if (!f.peer.empty() && peers_.count(f.peer)) {
+    wire::Envelope un;
+    un.mutable_unsubscribe()->set_device(device);
+    Send(f.peer, std::move(un));
+  }
+  if (!f.applying) {
+    following_.erase(it);
+  } else {
+    f = Follow();  // the apply in flight completes; nothing more is asked
+    f.applying = f.stale_apply = true;
+  }
+}
+
+void Engine::ForgetUnwanted() {
+  for (const auto& [device, info] : local_) {
+    if (info.source || WantedLocal(device) || !forgetting_.insert(device).second)
+      continue;
+    Action a;
+    a.kind = Action::Kind::kForget;
+    a.device = device;
+    actions_.push_back(std::move(a));
+  }
+}
+
+void Engine::OnForgotten(const std::string& device, const Status& status) {
+  forgetting_.erase(device);
+  if (!status.ok()) {
+    Action a;
+    a.kind = Action::Kind::kLog;
+    a.reason =
+        "could not delete '" + device + "', no longer followed: " + status.ToString();
+    actions_.push_back(std::move(a));
+    return;
+  }
+  if (WantedLocal(device)) return;  // followed again meanwhile: fetched anew
+  local_.erase(device);
+  ++stored_version_;
+  dirty_.insert(device);  // a `gone` delta: peers following it through us replan
+  for (auto& [peer, p] : peers_) p.serving.erase(device);
+}
+
+std::vector<std::string> Engine::Unheld() const {
+  std::vector<std::string> out;
+  if (interest_.all()) return out;
+  // Only what is named one by one can be looked for: a glob or a group names no
+  // device until a peer offers one.
+  for (const auto& device : interest_.patterns()) {
+    if (device.find_first_of("*?[") != std::string::npos || device.starts_with("group:"))
+      continue;
+    if (auto l = local_.find(device); l != local_.end() && l->second.source) continue;
+    bool offered = false;
+    for (const auto& [peer, p] : peers_) {
+      auto e = p.catalogue.entries.find(device);
+      if (e != p.catalogue.entries.end() &&
+          (e->second.last() > 0 || e->second.snapshot() > 0)) {
+        offered = true;
+        break;
+      }
+    }
+    if (!offered) out.push_back(device);
+  }
+  return out;
+}
+
+std::vector<std::string> Engine::StoredDevices() const {
+  std::vector<std::string> out;
+  out.reserve(local_.size());
+  for (const auto& [device, info] : local_) out.push_back(device);
+  return out;
 }
 
 // Subscribes to `device` through `peer`, leaving the previous peer if any. Records

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "journal/journal.h"
+#include "sync/interest.h"
 #include "sync/planner.h"
 #include "wire/schema.h"
 
@@ -99,6 +100,7 @@ struct Action {
     kOwnFork,     // `peer` says our own `device` forked: check `records` with our key
     kRetain,      // note `heads` as follower reports, then run the journal's retention
     kLog,         // `reason`: a line for the node's log
+    kForget,      // `device` is no longer followed: delete what we store of it
   };
   Kind kind = Kind::kSend;
   std::string peer;
@@ -157,6 +159,22 @@ class Engine {
   bool Serves(const std::string& device) const;
   // Sends the queued catalogue deltas, one message per peer. Call once per loop turn.
   void Flush();
+
+  // ---- interest (interest.h)
+  // What this node follows. Peers are told, and send catalogue entries of those
+  // devices alone; streams stored here that it no longer covers are unfollowed
+  // and deleted (kForget; OnForgotten when done). Devices this node is the
+  // source of are always kept. The default: every device.
+  void SetInterest(Interest interest);
+  const Interest& interest() const { return interest_; }
+  // The kForget of `device` ran (`status`: how it went).
+  void OnForgotten(const std::string& device, const Status& status);
+  // Devices this node follows that no active peer offers (an empty catalogue
+  // entry counts as none): for discovery to find a holder (see holdings.h).
+  std::vector<std::string> Unheld() const;
+  // The devices stored here, and a number that changes when that set does.
+  std::vector<std::string> StoredDevices() const;
+  uint64_t stored_version() const { return stored_version_; }
 
   // ---- restore guard
   // Holds `devices` (ours) until `expected_peers` peers have sent their catalogue
@@ -331,6 +349,8 @@ class Engine {
   };
   struct Peer {
     bool subscriber = false;              // serve it; never follow through it
+    Interest interest;                    // what it follows (its Interest message)
+    bool restart_full = false;            // its interest changed: send all again
     std::vector<std::string> read_scope;  // a subscriber's: see OnSubscriberActive
     PeerCatalogue catalogue;
     int64_t planned_rtt_us = 0;       // the round-trip time the last replan saw
@@ -350,6 +370,21 @@ class Engine {
   void OnCatalogue(const std::string& peer, const wire::Catalogue& c);
   void PumpCatalogue(const std::string& peer);
   static bool MayRead(const Peer& p, const std::string& device);
+  // What of ours `p` is told of: what it may read and follows.
+  bool Offers(const Peer& p, const std::string& device) const;
+  // Whether this node keeps `device` (groups: its certificate's when stored
+  // here, else a peer's claim): its own, guarded, or in the interest.
+  template <typename Groups>
+  bool Wanted(const std::string& device, const Groups& groups) const {
+    if (auto l = local_.find(device); l != local_.end() && l->second.source) return true;
+    if (guarded_.count(device)) return true;
+    return !unwanted_.count(device) && interest_.Matches(device, groups);
+  }
+  bool WantedLocal(const std::string& device) const;
+  // Drops the follow of `device` (an apply in flight stays, as when its peer goes).
+  void Unfollow(const std::string& device);
+  // Emits kForget for each stored stream that is not Wanted.
+  void ForgetUnwanted();
   void Replan(const std::set<std::string>* only = nullptr);
   void FollowThrough(const std::string& device, const std::string& peer);
   void Send(const std::string& peer, wire::Envelope message);
@@ -390,6 +425,12 @@ class Engine {
                     uint64_t max, const std::string& what, const std::string& peer);
 
   SyncOptions options_;
+  Interest interest_;
+  // Devices followed on a peer's claim of a group that their certificate, once
+  // it came, did not name: not followed again until the interest changes.
+  std::set<std::string> unwanted_;
+  std::set<std::string> forgetting_;  // kForget emitted, OnForgotten not yet
+  uint64_t stored_version_ = 0;
   std::function<bool(const std::string&)> high_water_;
   HeaderCheck header_check_;
   AssemblyLedger ledger_;  // before following_: outlives every Assembly

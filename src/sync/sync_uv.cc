@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <memory>
 
+#include "discovery/holdings.h"
+
 namespace cairn::sync {
 
 // One journal job on the thread pool; owns its uv_work_t and is freed in AfterWork.
@@ -48,6 +50,7 @@ void SyncNode::Start() {
         self->engine_.RetryPaused();
         self->engine_.CheckProgress();
         self->Perform();
+        self->UpdateHoldings();
       },
       1000, 1000);
   uv_timer_init(loop_, &retain_timer_);
@@ -228,6 +231,27 @@ void SyncNode::Drain() {
         self->Perform();
       },
       static_cast<uint64_t>(options_.catalogue_flush_ms), 0);
+}
+
+void SyncNode::SetInterest(Interest interest) {
+  engine_.SetInterest(std::move(interest));
+  Perform();
+  UpdateHoldings();
+}
+
+// Tells discovery what we store (when that changed) and what we follow that no
+// peer offers, so that it can dial a holder.
+void SyncNode::UpdateHoldings() {
+  if (stopping_) return;
+  if (engine_.stored_version() != holdings_version_) {
+    holdings_version_ = engine_.stored_version();
+    discovery_->SetHoldings(discovery::MakeHoldings(engine_.StoredDevices()));
+  }
+  std::vector<std::string> unheld = engine_.Unheld();
+  if (!unheld.empty() || !wanted_.empty()) {
+    wanted_ = unheld;
+    discovery_->SetWanted(std::move(unheld));
+  }
 }
 
 void SyncNode::OnPeerActive(const std::string& node_id) {
@@ -411,6 +435,9 @@ void SyncNode::RunWork(uv_work_t* req) {
       return;
     case Action::Kind::kNotifyFork:
       return ReadOwnSideOfFork(j, *w);
+    case Action::Kind::kForget:
+      w->status = j->Forget(a.device);
+      return;
     case Action::Kind::kRetain: {
       w->status = j->NoteFollowers(a.heads);
       if (!w->status.ok()) return;
@@ -445,6 +472,9 @@ void SyncNode::AfterWork(uv_work_t* req, int /*status*/) {
       }
     } else if (a.kind == Action::Kind::kDropStage) {
       // Nothing waits on it.
+    } else if (a.kind == Action::Kind::kForget) {
+      if (w->status.ok()) self->log_("deleted " + a.device + ": no longer followed");
+      self->engine_.OnForgotten(a.device, w->status);
     } else if (a.kind == Action::Kind::kNotifyFork || a.kind == Action::Kind::kOwnFork) {
       self->AfterFork(*w);
     } else if (a.kind == Action::Kind::kRead || a.kind == Action::Kind::kReadSnapshot) {

@@ -57,6 +57,9 @@ class SyncNode final : public discovery::PeerListener {
   void OnPeerGone(const std::string& node_id, const std::string& reason) override;
 
   const Engine& engine() const { return engine_; }
+  // What this node follows (Engine::SetInterest): streams it no longer covers
+  // are deleted in the background.
+  void SetInterest(Interest interest);
   // The operator's release of the restore guard of `device` (`cairn guard
   // release`): NotFound when it is not held. Loop thread.
   Status ReleaseGuard(const std::string& device);
@@ -88,6 +91,7 @@ class SyncNode final : public discovery::PeerListener {
   void AfterFork(Work& w);
   void MaybeStopped();
   void StartGuard();
+  void UpdateHoldings();
 
   uv_loop_t* loop_;
   journal::Journal* journal_;
@@ -122,7 +126,9 @@ class SyncNode final : public discovery::PeerListener {
   std::mutex mu_;                  // guards changed_, tapped_, tap_devices_
   std::set<std::string> changed_;  // devices committed since the last Drain
   std::map<std::string, Tapped> tapped_;
-  std::set<std::string> tap_devices_;  // devices a peer subscribed to (only grows)
+  uint64_t holdings_version_ = UINT64_MAX;  // Engine::stored_version() last sent
+  std::vector<std::string> wanted_;         // Engine::Unheld() last sent
+  std::set<std::string> tap_devices_;       // devices a peer subscribed to (only grows)
 };
 
 }  // namespace cairn::sync

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <vector>
 
+#include "base/x509_uris.h"
 #include "tls/context_internal.h"
 
 namespace cairn::tls {
@@ -257,20 +258,7 @@ PeerRole RoleOf(X509* cert) {
   }
   ERR_clear_error();
   role.reader = true;
-  auto* names = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-  if (names == nullptr) return role;
-  static constexpr std::string_view kPrefix = "cairn-read:";
-  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
-    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
-    if (name->type != GEN_URI) continue;
-    const ASN1_IA5STRING* uri = name->d.uniformResourceIdentifier;
-    std::string_view text(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
-                          static_cast<size_t>(ASN1_STRING_length(uri)));
-    if (text.starts_with(kPrefix))
-      role.read_scope.emplace_back(text.substr(kPrefix.size()));
-  }
-  GENERAL_NAMES_free(names);
+  role.read_scope = SanUrisWithPrefix(cert, "cairn-read:");
   // A reader certificate that names only other URIs reads nothing, not everything.
   if (role.read_scope.empty() &&
       X509_get_ext_by_NID(cert, NID_subject_alt_name, -1) >= 0) {

@@ -152,7 +152,7 @@ class HostilePeer:
                             return
                     elif number == PING:
                         self.send(envelope(PONG, body))
-        except (OSError, ssl.SSLError, IndexError):
+        except (OSError, ssl.SSLError, IndexError, ValueError):  # ValueError: closed here
             pass
         self.closed = True
 
