@@ -63,6 +63,13 @@ Status CheckHoldings(const wire::Holdings& h) {
     return Status::InvalidArgument("holdings with " + std::to_string(h.hashes()) +
                                    " hashes, over " + std::to_string(kMaxHoldingsHashes));
   }
+  // A filter with nearly every bit set says "maybe" to every device: it would
+  // draw dials to its node for anything wanted. MakeHoldings sets about half.
+  size_t set = 0;
+  for (unsigned char c : h.bloom()) set += static_cast<size_t>(__builtin_popcount(c));
+  if (!h.bloom().empty() && set * 10 > h.bloom().size() * 8 * 9) {
+    return Status::InvalidArgument("holdings with over 90% of their bits set");
+  }
   return Status::Ok();
 }
 

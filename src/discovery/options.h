@@ -70,8 +70,8 @@ struct Options {
   // holdings_exchange_bytes in all (the rest of the peers go without theirs).
   size_t holdings_pass_on_bytes = 16u << 10;
   size_t holdings_exchange_bytes = 128u << 10;
-  // A peer's new holdings are passed on to our other peers at once, at most this
-  // often per peer (else with the next periodic exchange).
+  // New holdings of peers are passed on to our other peers in one exchange at
+  // most this often (whatever changed meanwhile goes together).
   int64_t holdings_forward_ms = 5'000;
   // Peers dialled because they may hold a device this node follows and no
   // active peer offers (PeerManager::SetWanted), beyond target_peers.

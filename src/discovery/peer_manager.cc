@@ -234,6 +234,8 @@ void PeerManager::Delete(const std::string& key, const std::string& why) {
     actions_.push_back(Action::ErasePeer(e->node_id));
   }
   entries_.erase(key);
+  holdings_dirty_.erase(key);
+  std::erase_if(holder_tried_, [&](const auto& dn) { return dn.second == key; });
 }
 
 void PeerManager::ToPurgatory(const std::string& address, const std::string& node_id,
@@ -294,6 +296,7 @@ std::optional<int64_t> PeerManager::NextDeadline() const {
     if (!d.pending) consider(d.next_mono);
   }
   if (options_.peer_exchange && !ActivePeers().empty()) consider(next_exchange_);
+  if (!holdings_dirty_.empty()) consider(next_holdings_forward_);
   return next;
 }
 
@@ -307,7 +310,9 @@ void PeerManager::OnTimer() {
     for (const auto& [key, e] : entries_) {
       if (e.state == PeerState::kActive) SendExchange(e.conn, key);
     }
+    holdings_dirty_.clear();  // what changed went with it
   }
+  if (!holdings_dirty_.empty() && now >= next_holdings_forward_) ForwardHoldings(now);
 }
 
 void PeerManager::TimerEntries(int64_t now) {

@@ -220,8 +220,7 @@ class PeerManager {
     // What it stores, from itself (`holdings_direct`) or passed on by a peer.
     std::optional<wire::Holdings> holdings;
     bool holdings_direct = false;
-    bool holder = false;  // dialled for a wanted device (see SetWanted)
-    int64_t holdings_forwarded_mono = INT64_MIN;  // its holdings last passed on at once
+    std::string holder_for;  // the wanted device it was dialled for (SetWanted)
   };
   struct Conn {
     ConnId id = 0;
@@ -318,6 +317,7 @@ class PeerManager {
   void AnnounceToOthers(const std::string& id);
   // Dials known nodes that may hold a wanted device (SetWanted).
   void DialHolders();
+  void ForwardHoldings(int64_t now);
   void Heartbeat(Conn& c, int64_t now);
   // Sends a ping, timing it unless another is being timed.
   void SendPing(Conn& c, int64_t now);
@@ -342,6 +342,8 @@ class PeerManager {
   std::optional<wire::Holdings> own_holdings_;
   std::vector<std::string> wanted_;
   std::set<std::pair<std::string, std::string>> holder_tried_;  // (device, node)
+  std::set<std::string> holdings_dirty_;  // peers whose new holdings are to go on
+  int64_t next_holdings_forward_ = 0;
 };
 
 }  // namespace cairn::discovery

@@ -201,17 +201,46 @@ void PeerManager::OnDiscoveryMessage(Conn& c, wire::Envelope& m) {
     if (e == nullptr || e->conn != c.id || c.subscriber) return;
     e->holdings = std::move(*m.mutable_holdings());
     e->holdings_direct = true;
-    // Passed on to our other peers now (and with every periodic exchange), at
-    // most once per holdings_forward_ms per peer: a peer sending many costs
-    // them no more.
-    const int64_t now = clock_->MonotonicMicros();
-    if (options_.peer_exchange &&
-        (e->holdings_forwarded_mono == INT64_MIN ||
-         now - e->holdings_forwarded_mono >= options_.holdings_forward_ms * 1000)) {
-      e->holdings_forwarded_mono = now;
-      AnnounceToOthers(c.key);
+    // Passed on to our other peers with the next forward (ForwardHoldings): one
+    // exchange per holdings_forward_ms for all that changed, however many come.
+    if (options_.peer_exchange) {
+      if (holdings_dirty_.empty()) {
+        next_holdings_forward_ =
+            std::max(next_holdings_forward_, clock_->MonotonicMicros());
+      }
+      holdings_dirty_.insert(c.key);
     }
-    DialHolders();
+  }
+}
+
+// One PeerExchange of the peers whose holdings changed (each with its address
+// and holdings) to every active peer but each one itself.
+void PeerManager::ForwardHoldings(int64_t now) {
+  next_holdings_forward_ = now + options_.holdings_forward_ms * 1000;
+  std::vector<std::string> changed(holdings_dirty_.begin(), holdings_dirty_.end());
+  holdings_dirty_.clear();
+  for (const auto& [key, to] : entries_) {
+    if (to.state != PeerState::kActive) continue;
+    wire::Envelope m;
+    size_t bytes = 0;
+    for (const auto& id : changed) {
+      const Entry* e = Find(id);
+      if (id == key || e == nullptr || e->state != PeerState::kActive ||
+          e->addresses.empty() || !e->holdings || !e->holdings_direct) {
+        continue;
+      }
+      const size_t n = e->holdings->bloom().size();
+      if (n > options_.holdings_pass_on_bytes ||
+          bytes + n > options_.holdings_exchange_bytes) {
+        continue;
+      }
+      wire::PeerExchange::Peer* p = m.mutable_peer_exchange()->add_peers();
+      p->set_node_id(e->node_id);
+      p->set_address(e->addresses.front());
+      *p->mutable_holdings() = *e->holdings;
+      bytes += n;
+    }
+    if (m.peer_exchange().peers_size() > 0) Send(to.conn, std::move(m));
   }
 }
 
@@ -268,7 +297,6 @@ void PeerManager::OnPeerExchange(const std::string& from, Entry& source,
       learned->holdings = p.holdings();
     }
   }
-  if (!wanted_.empty()) DialHolders();
   if (refused > 0) {
     actions_.push_back(
         Action::Log(from, "peer exchange: " + std::to_string(refused) + " of " +
@@ -325,11 +353,14 @@ void PeerManager::SetWanted(std::vector<std::string> devices) {
 // connected or being dialled and the node is below max_active.
 void PeerManager::DialHolders() {
   if (wanted_.empty()) return;
+  // Holders count while connected and the device they were dialled for is
+  // still wanted: one that did not hold it, or whose device came, frees its place.
   size_t holders = 0;
   for (const auto& [key, e] : entries_) {
-    holders +=
-        e.holder && (e.state == PeerState::kActive || e.state == PeerState::kOutgoing ||
-                     e.state == PeerState::kIncoming);
+    holders += !e.holder_for.empty() &&
+               std::find(wanted_.begin(), wanted_.end(), e.holder_for) != wanted_.end() &&
+               (e.state == PeerState::kActive || e.state == PeerState::kOutgoing ||
+                e.state == PeerState::kIncoming);
   }
   for (const auto& device : wanted_) {
     if (holders >= options_.max_holder_peers) return;
@@ -357,7 +388,7 @@ void PeerManager::DialHolders() {
     const std::string key = candidates[rng_->Uniform(candidates.size())];
     holder_tried_.insert({device, key});
     Entry* e = Find(key);
-    e->holder = true;
+    e->holder_for = device;
     e->spare = false;
     ++holders;
     const std::string why = "its holdings say it may hold " + device +
@@ -374,10 +405,6 @@ void PeerManager::AnnounceToOthers(const std::string& id) {
   wire::PeerExchange::Peer* p = m.mutable_peer_exchange()->add_peers();
   p->set_node_id(id);
   p->set_address(e->addresses.front());
-  if (e->holdings && e->holdings_direct &&
-      e->holdings->bloom().size() <= options_.holdings_pass_on_bytes) {
-    *p->mutable_holdings() = *e->holdings;
-  }
   for (const auto& [key, other] : entries_) {
     if (key != id && other.state == PeerState::kActive) Send(other.conn, m);
   }

@@ -56,7 +56,9 @@ Result<std::optional<KvItem>> Journal::KvGet(std::string_view device,
                                              std::string_view store,
                                              std::string_view key) const {
   internal::SnapshotHold hold(store_->db());
-  CAIRN_RETURN_IF_ERROR(MetaAt(device, hold.get()).status());  // not mid-install
+  // Not mid-install; not unknown or being deleted (Forget), when nothing is read.
+  CAIRN_ASSIGN_OR_RETURN(auto meta, MetaAt(device, hold.get()));
+  if (!meta) return std::optional<KvItem>();
   CAIRN_ASSIGN_OR_RETURN(auto e, store_->GetProto<wire::KvEntry>(
                                      layout::KvKey(device, store, key), hold.get()));
   if (!e || KvExpired(*e, options_.clock->NowMicros())) return std::optional<KvItem>();
@@ -68,7 +70,8 @@ Result<std::vector<KvItem>> Journal::KvList(std::string_view device,
                                             std::string_view start_after,
                                             size_t limit) const {
   internal::SnapshotHold hold(store_->db());
-  CAIRN_RETURN_IF_ERROR(MetaAt(device, hold.get()).status());  // not mid-install
+  CAIRN_ASSIGN_OR_RETURN(auto meta, MetaAt(device, hold.get()));  // as in KvGet
+  if (!meta) return std::vector<KvItem>();
   const std::string prefix = layout::KvStorePrefix(device, store);
   const int64_t now = options_.clock->NowMicros();
   std::vector<KvItem> out;

@@ -183,11 +183,15 @@ int Follow(const Options& o, bool unfollow) {
     if (Status s = sync::Interest::CheckPattern(p); !s.ok()) return Fail(s);
   }
   if (unfollow && o.patterns.empty()) return Fail("unfollow: name at least one pattern");
+  if (o.reset && (o.only || !o.patterns.empty())) {
+    return Fail("follow --reset takes no pattern and no --only");
+  }
   wire::ControlRequest req;
   auto* f = req.mutable_follow();
   for (const auto& p : o.patterns) f->add_patterns(p);
   f->set_unfollow(unfollow);
   f->set_reset(o.reset);
+  f->set_only(o.only);
   auto r = CallNode(o, req);
   if (!r.ok()) {
     return Fail(std::string(unfollow ? "unfollow" : "follow") +
@@ -280,6 +284,9 @@ void AddCommands(CLI::App& app, Options& o) {
           "glob, group:NAME); none: print it. Stored in DATA/interest, it wins over "
           "--follow");
   follow->add_option("PATTERN", o.patterns, "patterns to add");
+  follow->add_flag("--only", o.only,
+                   "follow these patterns alone, replacing the interest at once (none: "
+                   "no device but this node's own)");
   follow->add_flag("--reset", o.reset,
                    "forget what cairn follow/unfollow stored: back to --follow");
   follow->add_flag("--json", o.json, "print {\"follow\", \"origin\"}");

@@ -30,6 +30,7 @@ struct Options {
   std::string ca_file, cert_file, key_file;
   std::vector<std::string> patterns;  // follow, unfollow
   bool reset = false;                 // follow --reset
+  bool only = false;                  // follow --only
 };
 
 // Each returns the process exit status, after printing any error.

@@ -87,6 +87,16 @@ Result<wire::ControlReply> ControlClient::Call(wire::ControlRequest request) {
     CAIRN_ASSIGN_OR_RETURN(wire::ControlReply r, Receive());
     if (r.id() != id) continue;
     if (r.has_error()) return StatusOf(r.error());
+    // A status of many devices comes in parts (ControlServer::HandleStatus).
+    while (r.has_status() && !r.done()) {
+      CAIRN_ASSIGN_OR_RETURN(wire::ControlReply more, Receive());
+      if (more.id() != id) continue;
+      if (more.has_error()) return StatusOf(more.error());
+      for (auto& d : *more.mutable_status()->mutable_devices()) {
+        *r.mutable_status()->add_devices() = std::move(d);
+      }
+      r.set_done(more.done());
+    }
     return r;
   }
 }

@@ -162,10 +162,29 @@ void ControlServer::HandleAppend(Client& c, uint64_t id, wire::ControlAppend&& r
       });
 }
 
+// 100,000 devices are about 10 MiB of status: the devices go in parts of
+// kStatusDevicesPerReply, each its own reply (done on the last), and the client
+// joins them (ControlClient::Call). The first part carries the rest.
 void ControlServer::HandleStatus(Client& c, uint64_t id) {
-  ControlReply r = Done(id);
-  *r.mutable_status() = status_();
-  Finish(c, id, r);
+  wire::ControlStatusReply status = status_();
+  auto devices = std::move(*status.mutable_devices());
+  status.clear_devices();
+  int next = 0;
+  for (bool first = true; first || next < devices.size(); first = false) {
+    ControlReply r;
+    r.set_id(id);
+    wire::ControlStatusReply* part = r.mutable_status();
+    if (first) *part = std::move(status);
+    for (int n = 0; n < kStatusDevicesPerReply && next < devices.size(); ++n, ++next) {
+      *part->add_devices() = std::move(devices[next]);
+    }
+    if (next < devices.size()) {
+      if (Send(c.id, r) == SendResult::kGone) return Finish(c, id, Done(id));
+      continue;
+    }
+    r.set_done(true);
+    Finish(c, id, r);
+  }
 }
 
 void ControlServer::HandleGuardRelease(Client& c, uint64_t id,

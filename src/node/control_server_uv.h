@@ -70,6 +70,8 @@ class ControlServer {
   using FollowCommand =
       std::function<Result<wire::ControlInterest>(const wire::ControlFollow&)>;
   void set_follower(FollowCommand f) { follower_ = std::move(f); }
+  // Devices per reply of a status (see HandleStatus).
+  static constexpr int kStatusDevicesPerReply = 5'000;
   // Clients at once (at most kMaxClients); more are closed at accept.
   void set_max_clients(size_t n) { max_clients_ = std::min(n, kMaxClients); }
 

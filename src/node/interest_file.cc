@@ -32,8 +32,13 @@ Result<NodeInterest> LoadInterest(const std::string& data_dir,
   }
   std::vector<std::string> patterns;
   std::string line;
+  bool none = false;  // the line "-": no pattern, on purpose
   for (int n = 1; std::getline(in, line); ++n) {
     if (line.empty() || line[0] == '#') continue;
+    if (line == "-") {
+      none = true;
+      continue;
+    }
     if (Status s = sync::Interest::CheckPattern(line); !s.ok()) {
       return s.WithContext(path + " line " + std::to_string(n) +
                            " (written by cairn follow; fix or remove it)");
@@ -41,6 +46,13 @@ Result<NodeInterest> LoadInterest(const std::string& data_dir,
     patterns.push_back(line);
   }
   if (in.bad()) return Errno("cannot read " + path);
+  // An empty or cut file must not read as "follow nothing", which would delete
+  // every stream this node stores.
+  if (patterns.empty() && !none) {
+    return Status::Corruption(path +
+                              " names no pattern (not even '-' for none): fix it, "
+                              "or remove it to return to --follow");
+  }
   auto interest = sync::Interest::Parse(patterns);
   if (!interest.ok()) return interest.status().WithContext(path);
   return NodeInterest{std::move(*interest), "cairn follow (" + path + ")"};
@@ -50,10 +62,11 @@ Status SaveInterest(const std::string& data_dir, const sync::Interest& interest)
   const std::string path = InterestPath(data_dir);
   const std::string tmp = path + ".tmp";
   std::string text =
-      "# What this node follows, one pattern per line (none: only its own devices).\n"
+      "# What this node follows, one pattern per line; '-' alone: only its own devices.\n"
       "# Written by `cairn follow` / `cairn unfollow`; it wins over --follow until\n"
       "# `cairn follow --reset` removes it.\n";
   for (const auto& p : interest.patterns()) text += p + "\n";
+  if (interest.patterns().empty()) text += "-\n";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Errno("cannot write " + tmp);
   size_t done = 0;

@@ -218,12 +218,22 @@ Result<wire::ControlInterest> Node::ChangeInterest(const wire::ControlFollow& re
   if (req.reset()) {
     CAIRN_RETURN_IF_ERROR(RemoveInterest(config_.data_dir));
     CAIRN_ASSIGN_OR_RETURN(next, LoadInterest(config_.data_dir, config_.follow));
-  } else if (patterns.empty()) {
+  } else if (patterns.empty() && !req.only()) {
     return InterestReply();  // only asked
   } else {
-    auto changed = req.unfollow() ? interest_.interest.Without(patterns)
-                                  : interest_.interest.With(patterns);
+    Result<sync::Interest> changed =
+        req.only() ? sync::Interest::Parse(patterns)
+                   : (req.unfollow() ? interest_.interest.Without(patterns)
+                                     : interest_.interest.With(patterns));
     if (!changed.ok()) return changed.status();
+    if (*changed == interest_.interest) {
+      std::string why = "nothing changes: this node follows " +
+                        sync::Describe(interest_.interest) + " already";
+      if (interest_.interest.all()) {
+        why += " (`cairn follow --only PATTERN...` follows those alone)";
+      }
+      return Status::FailedPrecondition(why);
+    }
     CAIRN_RETURN_IF_ERROR(SaveInterest(config_.data_dir, *changed));
     next = {std::move(*changed), "cairn follow (" + InterestPath(config_.data_dir) + ")"};
   }

@@ -146,6 +146,14 @@ void Engine::OnPeerActive(const std::string& peer) {
   PumpCatalogue(peer);
 }
 
+void Engine::RestartCatalogue(const std::string& peer, Peer& p) {
+  p.restarted_at = interest_clock_;
+  p.restart_pending = false;
+  p.sending_after = "";
+  p.restart_full = true;
+  PumpCatalogue(peer);
+}
+
 // Sends the next parts of our full catalogue to `peer` while its connection is
 // below the high-water mark; OnDrained resumes. Deltas of devices already sent
 // follow through Flush, so the receiver's copy ends up current.
@@ -157,17 +165,20 @@ void Engine::PumpCatalogue(const std::string& peer) {
   // a burst that crosses the connection's high-water mark (1 MiB) and no more;
   // OnDrained brings the next one.
   if (high_water_(peer) && pr.sent_first_part) return;
+  // At most kCatalogueScan devices looked at per call, whatever matched: a peer
+  // whose interest matches none of many costs a bounded scan per drain or second.
   size_t burst = 0;
-  while (pr.sending_after && burst < kCatalogueBurstBytes) {
+  size_t scanned = 0;
+  while (pr.sending_after && burst < kCatalogueBurstBytes && scanned < kCatalogueScan) {
     wire::Envelope env;
     wire::Catalogue* c = env.mutable_catalogue();
     const bool first = !pr.sent_first_part || pr.restart_full;
     c->set_full(first);
     c->set_continues(!first);
     auto it = first ? local_.begin() : local_.upper_bound(*pr.sending_after);
-    pr.restart_full = false;
     size_t bytes = 0;
-    for (; it != local_.end() && bytes < kCatalogueBytes; ++it) {
+    for (; it != local_.end() && bytes < kCatalogueBytes && scanned < kCatalogueScan;
+         ++it, ++scanned) {
       pr.sending_after = it->first;
       if (!Offers(pr, it->first)) continue;
       wire::CatalogueEntry* e = c->add_entries();
@@ -176,6 +187,8 @@ void Engine::PumpCatalogue(const std::string& peer) {
     }
     c->set_more(it != local_.end());
     if (it == local_.end()) pr.sending_after.reset();
+    if (!first && c->entries_size() == 0 && c->more()) continue;  // nothing to say yet
+    pr.restart_full = false;
     pr.sent_first_part = true;
     burst += bytes;
     Send(peer, std::move(env));
@@ -257,11 +270,14 @@ void Engine::OnMessage(const std::string& peer, wire::Envelope m) {
       auto interest = Interest::Parse(patterns);
       if (!interest.ok()) return Close(peer, "interest: " + interest.status().message());
       p.interest = std::move(*interest);
-      // Everything again, from the start, paced like the first catalogue (a
-      // flood of these only moves the start of what is sent).
-      p.sending_after = "";
-      p.restart_full = true;
-      return PumpCatalogue(peer);
+      // Everything again, from the start, paced like the first catalogue. At most
+      // one restart per RetryPaused call (second): a peer that keeps changing its
+      // interest gets the last one, and costs no more than one scan a second.
+      if (p.restarted_at == interest_clock_) {
+        p.restart_pending = true;
+        return;
+      }
+      return RestartCatalogue(peer, p);
     }
     case wire::Envelope::kUnsubscribe:
       peers_[peer].serving.erase(m.unsubscribe().device());
@@ -342,7 +358,11 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
     if (e.groups_size() > 32) return Close(peer, "catalogue entry names over 32 groups");
     // What we do not follow is not kept (a peer that has not heard our interest
     // yet, or ignores it, costs us nothing for it).
-    if (!Wanted(e.device(), e.groups())) continue;
+    // Groups: the certificate's when the device is stored here, else the claim.
+    if (auto l = local_.find(e.device());
+        l != local_.end() ? !WantedLocal(e.device()) : !Wanted(e.device(), e.groups())) {
+      continue;
+    }
     wire::CatalogueEntry& kept = entries[e.device()] = e;
     // Only the node that holds a device's key is its source, and that node is
     // named like the device (they share the certificate CN): anyone else's claim
@@ -433,13 +453,17 @@ void Engine::Replan(const std::set<std::string>* only) {
   std::vector<std::string> orphaned;
   for (const auto& [device, f] : following_) {
     if (!wanted(device) || f.peer.empty() || plan.count(device)) continue;
+    // A peer whose full catalogue is still arriving (in parts) has not said yet.
     auto p = peers_.find(f.peer);
-    if (p == peers_.end() || !p->second.catalogue.entries.count(device))
+    if (p == peers_.end() ||
+        (!p->second.catalogue_in_parts && !p->second.catalogue.entries.count(device))) {
       orphaned.push_back(device);
+    }
   }
   for (const auto& device : orphaned) Unfollow(device);
   for (const auto& [device, peer] : plan) {
     if (auto p = paused_.find(device); p != paused_.end() && p->second.wait > 0) continue;
+    if (forgetting_.count(device)) continue;  // OnForgotten replans it
     if (guarded_.count(device) &&
         in.peers[peer].entries[device].last() <= LocalEntry(device).last()) {
       continue;  // nothing to catch up from that peer
@@ -461,12 +485,21 @@ void Engine::SetInterest(Interest interest) {
     Send(peer, env);
     // Narrowed: what we no longer follow goes now. Widened: their answer (a full
     // catalogue) brings the rest.
-    std::erase_if(p.catalogue.entries,
-                  [&](const auto& e) { return !Wanted(e.first, e.second.groups()); });
+    std::erase_if(p.catalogue.entries, [&](const auto& e) {
+      return local_.count(e.first) ? !WantedLocal(e.first)
+                                   : !Wanted(e.first, e.second.groups());
+    });
   }
+  // A follow not stored yet is kept while a peer's (claimed) entry still wants it.
+  auto claimed = [&](const std::string& device) {
+    for (const auto& [peer, p] : peers_) {
+      if (p.catalogue.entries.count(device)) return true;
+    }
+    return false;
+  };
   std::vector<std::string> left;
   for (const auto& [device, f] : following_) {
-    if (local_.count(device) ? !WantedLocal(device) : !interest_.Matches(device))
+    if (local_.count(device) ? !WantedLocal(device) : !claimed(device))
       left.push_back(device);
   }
   for (const auto& device : left) Unfollow(device);
@@ -511,6 +544,12 @@ void Engine::ForgetUnwanted() {
 void Engine::OnForgotten(const std::string& device, const Status& status) {
   forgetting_.erase(device);
   if (!status.ok()) {
+    // Tried again from RetryPaused, but for what the journal will never delete.
+    if (status.code() == Status::Code::kFailedPrecondition) {
+      never_forget_.insert(device);
+    } else {
+      forget_failed_ = true;
+    }
     Action a;
     a.kind = Action::Kind::kLog;
     a.reason =
@@ -518,11 +557,16 @@ void Engine::OnForgotten(const std::string& device, const Status& status) {
     actions_.push_back(std::move(a));
     return;
   }
-  if (WantedLocal(device)) return;  // followed again meanwhile: fetched anew
+  // Gone from disk, whatever the interest says now: a device followed again
+  // meanwhile is fetched anew, from nothing.
   local_.erase(device);
   ++stored_version_;
   dirty_.insert(device);  // a `gone` delta: peers following it through us replan
   for (auto& [peer, p] : peers_) p.serving.erase(device);
+  if (WantedLocal(device)) {
+    const std::set<std::string> only{device};
+    Replan(&only);
+  }
 }
 
 std::vector<std::string> Engine::Unheld() const {

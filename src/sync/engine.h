@@ -128,6 +128,9 @@ class Engine {
   static constexpr size_t kCatalogueBytes = 256u << 10;
   // Parts sent at once before waiting for the connection to drain.
   static constexpr size_t kCatalogueBurstBytes = 2u << 20;
+  // Devices looked at per message while sending a catalogue cut to a peer's
+  // interest (which may match none): the rest on the next drain or second.
+  static constexpr size_t kCatalogueScan = 20'000;
 
   explicit Engine(SyncOptions options = {});
 
@@ -350,6 +353,8 @@ class Engine {
   struct Peer {
     bool subscriber = false;              // serve it; never follow through it
     Interest interest;                    // what it follows (its Interest message)
+    int64_t restarted_at = -1;            // RetryPaused tick of the last restart for it
+    bool restart_pending = false;         // its interest changed again since: RetryPaused
     bool restart_full = false;            // its interest changed: send all again
     std::vector<std::string> read_scope;  // a subscriber's: see OnSubscriberActive
     PeerCatalogue catalogue;
@@ -369,6 +374,7 @@ class Engine {
   // engine.cc
   void OnCatalogue(const std::string& peer, const wire::Catalogue& c);
   void PumpCatalogue(const std::string& peer);
+  void RestartCatalogue(const std::string& peer, Peer& p);
   static bool MayRead(const Peer& p, const std::string& device);
   // What of ours `p` is told of: what it may read and follows.
   bool Offers(const Peer& p, const std::string& device) const;
@@ -429,7 +435,10 @@ class Engine {
   // Devices followed on a peer's claim of a group that their certificate, once
   // it came, did not name: not followed again until the interest changes.
   std::set<std::string> unwanted_;
-  std::set<std::string> forgetting_;  // kForget emitted, OnForgotten not yet
+  std::set<std::string> forgetting_;    // kForget emitted, OnForgotten not yet
+  std::set<std::string> never_forget_;  // the journal refused (its own device)
+  bool forget_failed_ = false;          // a delete failed: RetryPaused tries again
+  int64_t interest_clock_ = 0;          // RetryPaused calls so far
   uint64_t stored_version_ = 0;
   std::function<bool(const std::string&)> high_water_;
   HeaderCheck header_check_;

@@ -566,6 +566,22 @@ bool Engine::IsLocalFailure(const Status& s) {
 }
 
 void Engine::RetryPaused() {
+  ++interest_clock_;
+  // Catalogues cut short by the scan bound or waiting for a restart (their
+  // interest changed twice in a second) go on.
+  std::vector<std::string> pump;
+  for (auto& [peer, p] : peers_) {
+    if (p.restart_pending) {
+      RestartCatalogue(peer, p);
+    } else if (p.sending_after && !high_water_(peer)) {
+      pump.push_back(peer);
+    }
+  }
+  for (const auto& peer : pump) PumpCatalogue(peer);
+  if (forget_failed_) {
+    forget_failed_ = false;
+    ForgetUnwanted();
+  }
   bool retry = false;
   for (auto& [device, p] : paused_) {
     if (p.wait > 0 && --p.wait == 0) retry = true;
@@ -585,6 +601,8 @@ void Engine::OnApplyDone(const std::string& peer, const std::string& device,
     f.stale_apply = false;
     if (!peers_.count(f.peer)) {
       following_.erase(it);
+      // Left while this ran (interest narrowed): its delete waited for it.
+      if (local_.count(device) && !WantedLocal(device)) ForgetUnwanted();
       return Replan();
     }
     return ApplyNext(device);

@@ -108,6 +108,16 @@ bool Interest::MatchesGlob(std::string_view device) const {
   return false;
 }
 
+std::string Interest::MatchedBy(std::string_view device) const {
+  if (all_) return "*";
+  if (ids_.count(std::string(device))) return std::string(device);
+  const std::string d(device);
+  for (const auto& glob : globs_) {
+    if (fnmatch(glob.c_str(), d.c_str(), 0) == 0) return glob;
+  }
+  return "";
+}
+
 std::vector<std::string> Interest::patterns() const {
   if (all_) return {"*"};
   std::set<std::string> out(ids_.begin(), ids_.end());
@@ -131,10 +141,9 @@ Result<Interest> Interest::Without(const std::vector<std::string>& remove) const
       continue;
     }
     std::string why = "'" + r + "' is not followed as a pattern";
-    if (Matches(r)) {
-      why += all_ ? " (every device is: `cairn unfollow '*'` first, then follow "
-                    "what you want)"
-                  : " (another pattern of the interest matches it)";
+    if (const std::string by = MatchedBy(r); !by.empty()) {
+      why += " (pattern '" + by + "' matches it: `cairn follow --only PATTERN...` " +
+             "replaces the interest at once)";
     }
     return Status::FailedPrecondition(why + "; the interest is " + Describe(*this));
   }

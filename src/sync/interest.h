@@ -56,6 +56,9 @@ class Interest {
   bool Matches(std::string_view device) const {
     return Matches(device, std::vector<std::string>{});
   }
+  // The pattern that matches `device` by id or glob ("*", the id, a glob), ""
+  // when none does.
+  std::string MatchedBy(std::string_view device) const;
   // Whether a device's match could depend on its groups (a "group:" pattern).
   bool has_groups() const { return !groups_.empty(); }
   // The patterns, sorted ("*" alone for every device).

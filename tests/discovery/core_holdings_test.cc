@@ -32,6 +32,11 @@ TEST(HoldingsTest, NoFalseNegativesAndAboutOnePercentFalsePositives) {
   EXPECT_TRUE(CheckHoldings(big).ok());
   big.mutable_bloom()->push_back('x');
   EXPECT_FALSE(CheckHoldings(big).ok());
+  wire::Holdings full;  // says "maybe" to everything: refused
+  full.set_bloom(std::string(1024, '\xff'));
+  full.set_hashes(3);
+  full.set_devices(10);
+  EXPECT_FALSE(CheckHoldings(full).ok());
 }
 
 class HoldingsCoreTest : public CoreTest {
@@ -58,21 +63,33 @@ TEST_F(HoldingsCoreTest, OursGoToEveryPeerAndTheirsArePassedOn) {
   Take();
   EXPECT_TRUE(SentOn(a, wire::Envelope::kHoldings));
   EXPECT_TRUE(SentOn(c, wire::Envelope::kHoldings));
-  // a tells us what it holds: c hears of it at once, with a's address.
-  pm_->OnMessage(a, HoldingsMsg({"door-1"}));
-  Take();
-  bool passed = false;
-  for (const auto& s : Of(K::kSend)) {
-    if (s.conn != c || !s.envelope.has_peer_exchange()) continue;
-    for (const auto& p : s.envelope.peer_exchange().peers()) {
-      passed = passed || (p.node_id() == "a" && MayHold(p.holdings(), "door-1"));
+  // a tells us what it holds: c hears of it with the next forward, with a's address.
+  auto passed_on = [&](const std::string& device) {
+    for (const auto& s : Of(K::kSend)) {
+      if (s.conn != c || !s.envelope.has_peer_exchange()) continue;
+      for (const auto& p : s.envelope.peer_exchange().peers()) {
+        if (p.node_id() == "a" && MayHold(p.holdings(), device)) return true;
+      }
     }
-  }
-  EXPECT_TRUE(passed) << "a's holdings were not passed on to c";
-  // A second one within holdings_forward_ms is not (it waits for the exchange).
+    return false;
+  };
+  pm_->OnMessage(a, HoldingsMsg({"door-1"}));
+  AdvanceMs(1);
+  Take();
+  EXPECT_TRUE(passed_on("door-1")) << "a's holdings were not passed on to c";
+  // New ones within holdings_forward_ms wait, and go together.
   pm_->OnMessage(a, HoldingsMsg({"door-1", "door-2"}));
+  pm_->OnMessage(a, HoldingsMsg({"door-1", "door-2", "door-3"}));
+  AdvanceMs(1);
   Take();
   EXPECT_FALSE(SentOn(c, wire::Envelope::kPeerExchange));
+  AdvanceMs(FastOptions().holdings_forward_ms);
+  Take();
+  EXPECT_TRUE(passed_on("door-3"));
+  size_t exchanges = 0;
+  for (const auto& s : Of(K::kSend))
+    exchanges += s.conn == c && s.envelope.has_peer_exchange();
+  EXPECT_EQ(exchanges, 1u);
 }
 
 TEST_F(HoldingsCoreTest, AWantedDeviceDialsAPossibleHolderBeyondTheTargetWithinBounds) {

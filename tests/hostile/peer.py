@@ -267,7 +267,7 @@ class Network:
     def data(self, name):
         return os.path.join(self.work, name)
 
-    def start(self, name, port, *extra, ca=None):
+    def start(self, name, port, *extra, ca=None, wait=20):
         """cairnd `name` on 127.0.0.1:port with its certificate (trusting `ca`, by
         default the network CA); waits for its socket."""
         data = self.data(name)
@@ -283,7 +283,7 @@ class Network:
              "--key", f"{self.pki}/{name}.key", *extra],
             stdout=log, stderr=log, env=env)
         self.procs.append(p)
-        if not wait_for(lambda: os.path.exists(os.path.join(data, "cairn.sock")), 20):
+        if not wait_for(lambda: os.path.exists(os.path.join(data, "cairn.sock")), wait):
             raise RuntimeError(f"{name} did not start: " + self.log(name)[-2000:])
         return p
 

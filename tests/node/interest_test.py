@@ -68,6 +68,13 @@ def main():
         check(net.status("b").get("follow") == ["cam-1", "door-1"],
               f"b's status says what it follows: {net.status('b').get('follow')}")
 
+        # Following more on a node that follows every device changes nothing: an
+        # error that says how to narrow, and nothing stored.
+        r = net.cli("d", "follow", "door-1")
+        check(r.returncode != 0 and "--only" in r.stderr and
+              not os.path.exists(os.path.join(net.data("d"), "interest")),
+              f"cairn follow on an every-device node is refused: {r.stderr.strip()[:160]}")
+
         # c: only door-2, told only of b, room for one peer.
         net.start("c", ports["c"], "--new-device", "--peer", f"127.0.0.1:{ports['b']}",
                   "--target-peers", "1", "--follow", "door-2")
@@ -126,6 +133,20 @@ def main():
         check(wait_for(lambda: stored("c") == {"c", "door-2"} and
                        devices("c")["door-2"].get("last") == 4, 40),
               f"c is back to door-2 alone: {sorted(stored('c'))}")
+        r = net.cli("c", "follow", "--only", "cam-1")
+        check(r.returncode == 0 and wait_for(lambda: stored("c") == {"c", "cam-1"}, 40),
+              f"cairn follow --only cam-1 replaces it at once: {sorted(stored('c'))}")
+
+        # A DATA/interest cut to nothing is an error at start, not "follow nothing".
+        net.procs[-1].terminate()
+        net.procs[-1].wait(timeout=20)
+        open(os.path.join(net.data("c"), "interest"), "w").close()
+        r = subprocess.run([cairnd, "--data", net.data("c"), "--ca", net.pki + "/ca.crt",
+                            "--cert", net.pki + "/c.crt", "--key", net.pki + "/c.key",
+                            "--listen", f"127.0.0.1:{free_port()}"],
+                           capture_output=True, text=True, timeout=20)
+        check(r.returncode != 0 and "names no pattern" in r.stderr,
+              f"an empty DATA/interest stops the node: {r.stderr.strip()[:200]}")
     finally:
         net.finish()
 

@@ -51,7 +51,13 @@ TEST(InterestTest, BadPatternsAreRefusedWithTheReason) {
 TEST(InterestTest, UnfollowingWhatIsNotAPatternSaysWhatIs) {
   auto r = Interest::All().Without({"door-1"});
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("unfollow '*'"), std::string::npos);
+  EXPECT_NE(r.status().message().find("pattern '*' matches it"), std::string::npos)
+      << r.status().message();
+  auto glob = Of({"door-*"}).Without({"door-7"});
+  ASSERT_FALSE(glob.ok());
+  EXPECT_NE(glob.status().message().find("pattern 'door-*' matches it"),
+            std::string::npos)
+      << glob.status().message();
   auto fewer = Of({"door-1", "door-2"}).Without({"door-1"});
   ASSERT_TRUE(fewer.ok());
   EXPECT_EQ(fewer->patterns(), std::vector<std::string>{"door-2"});
