@@ -47,6 +47,11 @@ void Engine::Close(std::string peer, const std::string& reason) {
   OnPeerGone(peer);
 }
 
+uint64_t Engine::LocalLast(const std::string& device) const {
+  auto it = local_.find(device);
+  return it == local_.end() ? 0 : it->second.last;
+}
+
 wire::CatalogueEntry Engine::LocalEntry(const std::string& device) const {
   wire::CatalogueEntry e;
   e.set_device(device);
@@ -66,6 +71,7 @@ void Engine::SetLocal(const std::vector<journal::StreamInfo>& catalogue) {
 }
 
 void Engine::OnLocalChange(const journal::StreamInfo& info) {
+  ++activity_;
   auto [it, added] = local_.insert_or_assign(info.device, info);
   if (added) ++stored_version_;
   if (!WantedLocal(info.device)) {
@@ -135,6 +141,7 @@ void Engine::Flush() {
 }
 
 void Engine::OnPeerActive(const std::string& peer) {
+  ++activity_;
   Peer& p = peers_[peer] = Peer();
   p.sending_after = "";
   if (!interest_.all()) {  // none sent: every device (what older nodes assume)
@@ -222,6 +229,7 @@ bool Engine::MayRead(const Peer& p, const std::string& device) {
 
 void Engine::OnPeerGone(const std::string& peer) {
   if (!peers_.erase(peer)) return;
+  ++activity_;
   std::erase_if(gapped_, [&](const auto& dp) { return dp.second == peer; });
   for (auto it = following_.begin(); it != following_.end();) {
     Follow& f = it->second;
@@ -252,11 +260,15 @@ void Engine::OnPeerRtt(const std::string& peer, int64_t rtt_us) {
   const int64_t was = p->second.planned_rtt_us;
   if (was > 0 && 2 * rtt_us > was && 2 * rtt_us < 3 * was) return;  // within ×½..×1.5
   p->second.planned_rtt_us = rtt_us;
-  Replan();
+  if (was == 0) return Replan();  // a first sample ranks the peer now
+  // Later changes (a loaded machine's round-trip times swing by more than half
+  // all the time) replan at most once per kRttReplanTicks RetryPaused calls.
+  rtt_replan_pending_ = true;
 }
 
 void Engine::OnMessage(const std::string& peer, wire::Envelope m) {
   if (!peers_.count(peer)) return;
+  ++activity_;
   switch (m.msg_case()) {
     case wire::Envelope::kCatalogue:
       return OnCatalogue(peer, m.catalogue());
@@ -465,7 +477,7 @@ void Engine::Replan(const std::set<std::string>* only) {
     if (auto p = paused_.find(device); p != paused_.end() && p->second.wait > 0) continue;
     if (forgetting_.count(device)) continue;  // OnForgotten replans it
     if (guarded_.count(device) &&
-        in.peers[peer].entries[device].last() <= LocalEntry(device).last()) {
+        in.peers[peer].entries[device].last() <= LocalLast(device)) {
       continue;  // nothing to catch up from that peer
     }
     auto it = following_.find(device);
@@ -617,7 +629,7 @@ void Engine::FollowThrough(const std::string& device, const std::string& peer) {
   wire::Envelope sub;
   sub.mutable_subscribe()->set_device(device);
   sub.mutable_subscribe()->set_sub(f.sub);
-  sub.mutable_subscribe()->set_from(LocalEntry(device).last() + 1);
+  sub.mutable_subscribe()->set_from(LocalLast(device) + 1);
   sub.mutable_subscribe()->set_credit(options_.initial_credit_bytes);
   Send(peer, std::move(sub));
 }
@@ -654,7 +666,7 @@ void Engine::CheckGuard() {
   if (guarded_.empty() || heard_.size() < guard_expected_peers_) return;
   const std::set<std::string> devices = guarded_;
   for (const auto& device : devices) {
-    if (GuardTarget(device) > LocalEntry(device).last()) continue;  // catching up
+    if (GuardTarget(device) > LocalLast(device)) continue;  // catching up
     auto f = following_.find(device);
     if (f != following_.end() && (f->second.applying || !f->second.queue.empty()))
       continue;
@@ -806,8 +818,8 @@ void Engine::CheckProgress() {
     auto p = peers_.find(f.peer);
     if (p == peers_.end()) continue;
     auto e = p->second.catalogue.entries.find(device);
-    const bool claims_more = e != p->second.catalogue.entries.end() &&
-                             e->second.last() > LocalEntry(device).last();
+    const bool claims_more =
+        e != p->second.catalogue.entries.end() && e->second.last() > LocalLast(device);
     if (!claims_more || heard || f.applying || !f.queue.empty()) {
       f.idle_ticks = 0;
     } else if (++f.idle_ticks >= options_.stall_demote_ticks) {

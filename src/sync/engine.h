@@ -252,6 +252,10 @@ class Engine {
   // too): peers with only a snapshot beyond our head may be followed again.
   void AcceptGap(const std::string& device);
   uint64_t records_served() const { return records_served_; }
+  // Changes with every event that may move FollowerHeads or ServeFloors (a peer
+  // message, a local change, a peer come or gone): unchanged, a retention pass
+  // has nothing new to note.
+  uint64_t activity() const { return activity_; }
 
  private:
   struct Serve {
@@ -396,6 +400,7 @@ class Engine {
   void Send(const std::string& peer, wire::Envelope message);
   void Close(std::string peer, const std::string& reason);
   wire::CatalogueEntry LocalEntry(const std::string& device) const;
+  uint64_t LocalLast(const std::string& device) const;  // 0: not stored
 
   // engine_stream.cc
   void OnSubscribe(const std::string& peer, const wire::Subscribe& s);
@@ -439,6 +444,11 @@ class Engine {
   std::set<std::string> never_forget_;  // the journal refused (its own device)
   bool forget_failed_ = false;          // a delete failed: RetryPaused tries again
   int64_t interest_clock_ = 0;          // RetryPaused calls so far
+  // A round-trip time that moved by half or more since the last plan: replanned
+  // from RetryPaused, at most once per kRttReplanTicks calls (see OnPeerRtt).
+  static constexpr int64_t kRttReplanTicks = 10;
+  bool rtt_replan_pending_ = false;
+  int64_t rtt_replanned_at_ = -kRttReplanTicks;
   uint64_t stored_version_ = 0;
   std::function<bool(const std::string&)> high_water_;
   HeaderCheck header_check_;
@@ -481,6 +491,7 @@ class Engine {
 
   std::vector<Action> actions_;
   uint64_t records_served_ = 0;
+  uint64_t activity_ = 0;
   uint64_t serve_generation_ = 0;
   uint64_t next_sub_ = 0;    // ids of our subscriptions (Follow::sub)
   uint64_t next_stage_ = 0;  // ids of snapshot stagings (Assembly::stage_id)

@@ -567,6 +567,11 @@ bool Engine::IsLocalFailure(const Status& s) {
 
 void Engine::RetryPaused() {
   ++interest_clock_;
+  if (rtt_replan_pending_ && interest_clock_ - rtt_replanned_at_ >= kRttReplanTicks) {
+    rtt_replan_pending_ = false;
+    rtt_replanned_at_ = interest_clock_;
+    Replan();
+  }
   // Catalogues cut short by the scan bound or waiting for a restart (their
   // interest changed twice in a second) go on.
   std::vector<std::string> pump;

@@ -62,6 +62,16 @@ void SyncNode::Start() {
         [](uv_timer_t* t) {
           auto* self = static_cast<SyncNode*>(t->data);
           if (self->retaining_ || self->stopping_) return;
+          // Nothing happened since the last pass: only every kIdleRetainEvery-th
+          // runs (for age limits), so an idle node does not rebuild and store
+          // every follower's heads every few seconds.
+          const uint64_t activity = self->engine_.activity();
+          if (activity == self->retained_activity_ &&
+              ++self->idle_retain_skips_ < kIdleRetainEvery) {
+            return;
+          }
+          self->retained_activity_ = activity;
+          self->idle_retain_skips_ = 0;
           self->retaining_ = true;
           Action a;
           a.kind = Action::Kind::kRetain;

@@ -126,9 +126,12 @@ class SyncNode final : public discovery::PeerListener {
   std::mutex mu_;                  // guards changed_, tapped_, tap_devices_
   std::set<std::string> changed_;  // devices committed since the last Drain
   std::map<std::string, Tapped> tapped_;
-  uint64_t holdings_version_ = UINT64_MAX;  // Engine::stored_version() last sent
-  std::vector<std::string> wanted_;         // Engine::Unheld() last sent
-  std::set<std::string> tap_devices_;       // devices a peer subscribed to (only grows)
+  uint64_t holdings_version_ = UINT64_MAX;     // Engine::stored_version() last sent
+  static constexpr int kIdleRetainEvery = 12;  // retain passes, when nothing moved
+  uint64_t retained_activity_ = UINT64_MAX;    // Engine::activity() at the last pass
+  int idle_retain_skips_ = 0;
+  std::vector<std::string> wanted_;    // Engine::Unheld() last sent
+  std::set<std::string> tap_devices_;  // devices a peer subscribed to (only grows)
 };
 
 }  // namespace cairn::sync

@@ -1031,5 +1031,35 @@ TEST(EngineTest, TheRealSourceIsPreferredOverAnyClaim) {
   EXPECT_EQ(e.Via("d"), "d");
 }
 
+// A first round-trip time ranks a peer at once; later swings (a loaded machine's
+// times move by half or more all the time) replan at most every 10 seconds, so an
+// idle node does not replan every device on every probe.
+TEST(EngineTest, RoundTripTimesReplanAtOnceFirstAndThenAtMostEveryTenSeconds) {
+  Engine e;
+  e.OnPeerActive("p1");
+  e.OnPeerActive("p2");
+  e.OnMessage("p1", CatalogueOf({{"d", 10}}));
+  e.OnMessage("p2", CatalogueOf({{"d", 10}}));
+  (void)e.TakeActions();
+  ASSERT_EQ(e.Via("d"), "p1");  // equal: the smaller node id
+  e.OnPeerRtt("p1", 20'000);
+  e.OnPeerRtt("p2", 2'000);  // its first sample: ten times faster
+  EXPECT_EQ(e.Via("d"), "p2");
+  e.OnPeerRtt("p2", 40'000);
+  e.OnPeerRtt("p1", 1'000);
+  EXPECT_EQ(e.Via("d"), "p2") << "a swing replanned at once";
+  e.RetryPaused();  // the next second: planned
+  EXPECT_EQ(e.Via("d"), "p1");
+  // Another swing right after waits until ten seconds have passed since.
+  e.OnPeerRtt("p1", 40'000);
+  e.OnPeerRtt("p2", 1'000);
+  for (int tick = 1; tick < 10; ++tick) {
+    e.RetryPaused();
+    ASSERT_EQ(e.Via("d"), "p1") << "replanned after " << tick << " s";
+  }
+  e.RetryPaused();
+  EXPECT_EQ(e.Via("d"), "p2") << "the pending swing was never planned";
+}
+
 }  // namespace
 }  // namespace cairn::sync
