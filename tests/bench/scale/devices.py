@@ -25,7 +25,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "..", "hostile"))
 from peer import Network, wait_for  # noqa: E402
-from scale import cpu_seconds, listen_ports, rss_mib  # noqa: E402
+from scale import cpu_seconds, listen_ports, rss_mib, sent  # noqa: E402
 
 
 def main():
@@ -67,15 +67,7 @@ def main():
                                     "--peer", f"127.0.0.1:{ports['n0']}")
         time.sleep(3)
 
-        def sent():
-            msgs = byts = 0
-            for name in names:
-                tr = net.status(name).get("traffic", {})
-                msgs += tr.get("messages_sent", 0)
-                byts += tr.get("bytes_sent", 0)
-            return msgs, byts
-
-        sent0 = sent()
+        sent0 = sent(net, names)
         t0 = time.monotonic()
 
         def append(dev):
@@ -102,7 +94,7 @@ def main():
         ok = wait_for(converged, args.timeout, step=1)
         row["converge_s"] = round(time.monotonic() - t0, 1) if ok else None
         row["behind"] = len(behind)
-        sent1 = sent()
+        sent1 = sent(net, names)
         row["msgs_per_device"] = round((sent1[0] - sent0[0]) / count, 2)
         row["bytes_per_device"] = round((sent1[1] - sent0[1]) / count)
         held = [len(net.status(name).get("devices", [])) for name in names]
@@ -112,11 +104,11 @@ def main():
                            capture_output=True, text=True)
         row["status_s"] = round(time.monotonic() - t, 2)
         row["status_mib"] = round(len(r.stdout) / 2**20, 1)
-        m0 = sent()
+        m0 = sent(net, names)
         before = sum(cpu_seconds(p.pid) for p in procs.values())
         time.sleep(args.idle)
         after = sum(cpu_seconds(p.pid) for p in procs.values())
-        m1 = sent()
+        m1 = sent(net, names)
         row["idle_cores"] = round((after - before) / args.idle, 3)
         row["idle_msgs_node_s"] = round((m1[0] - m0[0]) / n / args.idle, 2)
         rss = [rss_mib(p.pid) for p in procs.values()]

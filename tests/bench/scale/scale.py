@@ -44,6 +44,16 @@ def rss_mib(pid):
     return 0.0
 
 
+def sent(net, names):
+    """Messages and bytes all of `names` sent so far (their `cairn status`)."""
+    msgs = byts = 0
+    for name in names:
+        t = net.status(name).get("traffic", {})
+        msgs += t.get("messages_sent", 0)
+        byts += t.get("bytes_sent", 0)
+    return msgs, byts
+
+
 def listen_ports(n):
     """n free ports below the kernel's ephemeral range: a port picked inside it
     may be taken as the source port of one of the mesh's own connections before
@@ -82,15 +92,7 @@ def run(args, n):
         payload = "".join(json.dumps({"type": "note", "payload": {"i": i}}) + "\n"
                           for i in range(args.events))
 
-        def sent():
-            msgs = byts = 0
-            for name in names:
-                t = net.status(name).get("traffic", {})
-                msgs += t.get("messages_sent", 0)
-                byts += t.get("bytes_sent", 0)
-            return msgs, byts
-
-        sent0 = sent()
+        sent0 = sent(net, names)
         t0 = time.monotonic()
         for name in names:
             r = net.cli(name, "append", name, "--stdin", input=payload)
@@ -113,7 +115,7 @@ def run(args, n):
         row["behind"] = len(behind)
         # Every message any node sent while the burst spread (heartbeats and
         # probes of those seconds included), per event appended.
-        sent1 = sent()
+        sent1 = sent(net, names)
         appends = n * args.events
         row["msgs_per_append"] = round((sent1[0] - sent0[0]) / appends, 2)
         row["bytes_per_append"] = round((sent1[1] - sent0[1]) / appends)
