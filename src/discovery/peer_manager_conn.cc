@@ -133,9 +133,18 @@ void PeerManager::OnClosed(ConnId conn, const std::string& reason) {
   e->conn = 0;
   if (e->state == PeerState::kActive) {
     actions_.push_back(Action::PeerGone(e->node_id, why));
-    // A full peer is tried again with backoff, like a failed dial, not at once.
+    // A full peer is tried again with backoff, like a failed dial, not at once;
+    // while this node has other peers, not on a timer at all (seed or not): it
+    // waits as a spare, dialled when a slot frees. At 100 nodes told of one seed,
+    // the seed at its limit was redialled by every other node, over and over.
     e->attempts = c.full ? e->attempts + 1 : 0;
     ToLifesupport(c.key, why);
+    if (Entry* left = Find(c.key);
+        c.full && Connections() > 0 && left && left->state == PeerState::kLifesupport) {
+      left->spare = true;
+      SetState(*left, c.key, PeerState::kLifesupport,
+               "spare: " + why + " (at its peer limit; dialled again when a slot frees)");
+    }
     return FillSlots();
   }
   if (c.outgoing) {

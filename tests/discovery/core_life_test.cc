@@ -474,6 +474,36 @@ TEST_F(LifeTest, AFullPeerIsRetriedWithBackoffNotAtOnce) {
   Take();
   EXPECT_EQ(StateOf("a"), PeerState::kLifesupport);
   EXPECT_EQ(Row("a").attempts, 1u) << "counted like a failed dial: its backoff grows";
+  AdvanceMs(FastOptions().backoff_max_ms);
+  Take();
+  EXPECT_EQ(Of(K::kConnect).size(), 1u) << "alone, it is dialled again with backoff";
+}
+
+// With other peers, a full peer (a seed too) waits as a spare: no timer redials
+// it, a free slot does.
+TEST_F(LifeTest, AFullPeerWaitsAsASpareWhileThereAreOtherPeers) {
+  Options o = FastOptions();
+  o.target_peers = 1;
+  Remake(o);
+  pm_->AddSeed("10.0.0.1:7411");
+  ConnId seed = Outgoing("10.0.0.1:7411", "a");
+  ConnId c = Incoming("c", "10.0.0.3:7411");
+  Take();
+  wire::Envelope bye;
+  bye.mutable_goodbye()->set_reason("peer limit reached");
+  bye.mutable_goodbye()->set_full(true);
+  pm_->OnMessage(seed, std::move(bye));
+  pm_->OnClosed(seed, "closed");
+  Take();
+  EXPECT_EQ(Row("a").reason.rfind("spare:", 0), 0u) << Row("a").reason;
+  for (int i = 0; i < 10; ++i) {
+    AdvanceMs(FastOptions().backoff_max_ms);
+    Take();
+    ASSERT_TRUE(Of(K::kConnect).empty()) << "the full seed was redialled on a timer";
+  }
+  pm_->OnClosed(c, "network: reset");  // a slot frees: the spare is dialled
+  Take();
+  EXPECT_EQ(Of(K::kConnect).size(), 1u);
 }
 
 }  // namespace

@@ -248,5 +248,46 @@ TEST(EngineInterestTest, AGroupClaimTheCertificateDoesNotBackIsDropped) {
       Kind(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kSubscribe).empty());
 }
 
+// A peer flooding interest changes gets at most one catalogue restart a second
+// (the last interest wins), and a catalogue cut to an interest that matches
+// nothing scans a bounded number of devices per call, not all 100,000 at once.
+TEST(EngineInterestTest, InterestFloodsAndEmptyMatchesCostABoundedScan) {
+  Engine e;
+  std::vector<journal::StreamInfo> local;
+  for (int i = 0; i < 100'000; ++i)
+    local.push_back(Info("d" + std::to_string(i), 1, true));
+  e.SetLocal(local);
+  e.OnPeerActive("p");
+  (void)e.TakeActions();
+  for (int i = 0; i < 100; ++i) e.OnMessage("p", InterestMsg({"x-" + std::to_string(i)}));
+  auto first = Kind(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kCatalogue);
+  ASSERT_EQ(first.size(), 1u) << "one restart for 100 interests";
+  EXPECT_TRUE(first[0].message.catalogue().full());
+  EXPECT_TRUE(first[0].message.catalogue().more()) << "scanned everything at once";
+  EXPECT_EQ(first[0].message.catalogue().entries_size(), 0);
+  int ticks = 0;
+  bool done = false;
+  while (!done && ticks < 20) {
+    e.RetryPaused();
+    ++ticks;
+    for (const auto& a :
+         Kind(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kCatalogue)) {
+      EXPECT_EQ(a.message.catalogue().entries_size(), 0);
+      done = done || !a.message.catalogue().more();
+    }
+  }
+  // The pending restart (the last interest) came on the first tick, then the
+  // scan went on at 20,000 devices a tick.
+  EXPECT_TRUE(done);
+  EXPECT_GE(ticks, 5);
+  // The last interest is the one in force: a device it names is sent.
+  e.OnLocalChange(Info("x-99", 1, true));
+  e.OnLocalChange(Info("x-5", 1, true));
+  e.Flush();
+  EXPECT_EQ(
+      Devices(Kind(e.TakeActions(), Action::Kind::kSend, wire::Envelope::kCatalogue)),
+      (std::set<std::string>{"x-99"}));
+}
+
 }  // namespace
 }  // namespace cairn::sync

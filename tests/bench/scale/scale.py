@@ -128,14 +128,19 @@ def run(args, n):
         row["conns_mean"] = round(sum(active) / n, 1)
         row["conns_max"] = max(active)
         row["spares"] = spares
-        before = sum(cpu_seconds(p.pid) for p in procs.values())
+        m0 = sent(net, names)
+        before = {name: cpu_seconds(p.pid) for name, p in procs.items()}
         if args.perf:  # a profile of the whole idle mesh, for `perf report`
             subprocess.run(["perf", "record", "-F", "499", "-g", "-a", "-o", args.perf,
                             "--", "sleep", str(args.idle)], capture_output=True)
         else:
             time.sleep(args.idle)
-        after = sum(cpu_seconds(p.pid) for p in procs.values())
-        row["idle_cores"] = round((after - before) / args.idle, 3)
+        after = {name: cpu_seconds(p.pid) for name, p in procs.items()}
+        m1 = sent(net, names)
+        row["idle_msgs_node_s"] = round((m1[0] - m0[0]) / n / args.idle, 2)
+        row["idle_cores"] = round(sum(after[k] - before[k] for k in names) / args.idle, 3)
+        # The seed every node was told of (at the cap at 100 nodes) apart.
+        row["idle_n0_cores"] = round((after["n0"] - before["n0"]) / args.idle, 3)
         rss = [rss_mib(p.pid) for p in procs.values()]
         row["rss_mean_mib"] = round(sum(rss) / n, 1)
         row["rss_max_mib"] = round(max(rss), 1)
@@ -165,7 +170,8 @@ def main():
     print(f"# {mesh}, {args.events} events per node, idle over {args.idle:.0f} s", flush=True)
     cols = ["nodes", "converge_s", "behind", "append_s", "msgs_per_append",
             "bytes_per_append", "conns_mean", "conns_max",
-            "spares", "idle_cores", "rss_mean_mib", "rss_max_mib"]
+            "spares", "idle_cores", "idle_n0_cores", "idle_msgs_node_s", "rss_mean_mib",
+            "rss_max_mib"]
     print(" ".join(f"{c:>12}" for c in cols), flush=True)
     for n in [int(x) for x in args.nodes.split(",")]:
         row = run(args, n)
