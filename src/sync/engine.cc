@@ -352,6 +352,7 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
   Peer& p = peers_[peer];
   if (p.subscriber) return;  // it has nothing to offer
   auto& entries = p.catalogue.entries;
+  const size_t before = entries.size();
   if (c.full()) {
     entries.clear();
     p.catalogue_in_parts = c.more();
@@ -385,6 +386,7 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
     return Close(peer, "catalogue exceeds " +
                            std::to_string(options_.max_catalogue_entries) + " devices");
   }
+  if (entries.size() > before && OverCatalogueLimit(peer)) return;
   // A guarded device catches up to the highest head any peer reported, also
   // when that peer has gone since (then only the operator releases it).
   for (const auto& device : guarded_) {
@@ -405,6 +407,34 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
     Replan(&named);
   }
   CheckGuard();
+}
+
+// What all peers' catalogues hold, against max_catalogue_entries_total: past it
+// the peer with the most entries is closed (at once when it is `peer`, whose
+// message is being handled; true then).
+bool Engine::OverCatalogueLimit(const std::string& peer) {
+  if (options_.max_catalogue_entries_total == 0) return false;
+  size_t total = 0;
+  size_t most = 0;
+  std::string largest;
+  for (const auto& [id, q] : peers_) {
+    total += q.catalogue.entries.size();
+    if (q.catalogue.entries.size() > most) {
+      most = q.catalogue.entries.size();
+      largest = id;
+    }
+  }
+  if (total <= options_.max_catalogue_entries_total) return false;
+  std::string reason = "the catalogues of this node's peers hold " +
+                       std::to_string(total) + " entries, over its limit of " +
+                       std::to_string(options_.max_catalogue_entries_total) + "; " +
+                       largest + " sent the most (" + std::to_string(most) + ")";
+  if (largest == peer) {
+    Close(peer, reason);
+    return true;
+  }
+  deferred_closes_.emplace_back(largest, std::move(reason));
+  return false;
 }
 
 // Each device's choice depends on its own entries alone, so a catalogue delta

@@ -49,6 +49,9 @@ struct SyncOptions {
   uint64_t switch_margin = 64;            // see planner.h
   int64_t rtt_switch_min_us = 1000;       // see planner.h
   size_t max_catalogue_entries = 250000;  // per peer
+  // All peers' catalogues together (a kept entry costs a few hundred bytes):
+  // past it the peer with the most entries is closed. 0: no limit.
+  size_t max_catalogue_entries_total = 4'000'000;
   // A snapshot being received is staged on disk (Journal::StageSnapshot) in
   // parts of stage_part_bytes as its chunks come, and installed from there. A
   // header is checked (the device's certificate from the CA, its signature)
@@ -377,6 +380,7 @@ class Engine {
 
   // engine.cc
   void OnCatalogue(const std::string& peer, const wire::Catalogue& c);
+  bool OverCatalogueLimit(const std::string& peer);
   void PumpCatalogue(const std::string& peer);
   void RestartCatalogue(const std::string& peer, Peer& p);
   static bool MayRead(const Peer& p, const std::string& device);

@@ -289,5 +289,37 @@ TEST(EngineInterestTest, InterestFloodsAndEmptyMatchesCostABoundedScan) {
       (std::set<std::string>{"x-99"}));
 }
 
+// Many peers with big catalogues: past the node's limit for all of them, the
+// one that sent the most is closed, whoever's message crossed it.
+TEST(EngineInterestTest, AllPeersCataloguesTogetherAreBounded) {
+  SyncOptions o;
+  o.max_catalogue_entries_total = 100;
+  Engine e(o);
+  auto catalogue = [](const std::string& prefix, int n) {
+    wire::Envelope m;
+    m.mutable_catalogue()->set_full(true);
+    for (int i = 0; i < n; ++i) {
+      auto* x = m.mutable_catalogue()->add_entries();
+      x->set_device(prefix + std::to_string(i));
+      x->set_last(1);
+    }
+    return m;
+  };
+  for (const char* p : {"p1", "p2", "p3"}) e.OnPeerActive(p);
+  (void)e.TakeActions();
+  e.OnMessage("p1", catalogue("a", 60));
+  EXPECT_TRUE(Kind(e.TakeActions(), Action::Kind::kClose).empty());
+  e.OnMessage("p2", catalogue("b", 30));
+  EXPECT_TRUE(Kind(e.TakeActions(), Action::Kind::kClose).empty());
+  e.OnMessage("p3", catalogue("c", 20));  // 110: p1 holds the most
+  auto closes = Kind(e.TakeActions(), Action::Kind::kClose);
+  ASSERT_EQ(closes.size(), 1u);
+  EXPECT_EQ(closes[0].peer, "p1");
+  EXPECT_NE(closes[0].reason.find("over its limit of 100"), std::string::npos)
+      << closes[0].reason;
+  EXPECT_EQ(e.PeerLast("a1"), 0u) << "what p1 sent is gone with it";
+  EXPECT_EQ(e.PeerLast("c1"), 1u);
+}
+
 }  // namespace
 }  // namespace cairn::sync
