@@ -95,47 +95,34 @@ void Engine::OnLocalChange(const journal::StreamInfo& info) {
 
 void Engine::Flush() {
   if (dirty_.empty()) return;
-  auto entry = [&](const std::string& device) {
-    wire::CatalogueEntry e = LocalEntry(device);
-    if (!local_.count(device)) e.set_gone(true);  // forgotten here
-    return e;
-  };
-  std::vector<wire::Envelope> parts;  // for peers told of every device
-  auto all_parts = [&]() -> const std::vector<wire::Envelope>& {
-    if (!parts.empty()) return parts;
-    parts.emplace_back();
-    size_t bytes = 0;
+  // The deltas for `p` (null: a peer told of every device), in parts of about
+  // kCatalogueBytes. Only what it may read and follows; the news that we dropped
+  // a device (`gone`) goes to every peer that may read it.
+  auto parts_for = [&](const Peer* p) {
+    std::vector<wire::Envelope> parts;
+    size_t bytes = kCatalogueBytes;
     for (const auto& device : dirty_) {
+      const bool stored = local_.count(device) > 0;
+      if (p != nullptr && (stored ? !Offers(*p, device) : !MayRead(*p, device))) continue;
       if (bytes >= kCatalogueBytes) {
         parts.emplace_back();
         bytes = 0;
       }
       wire::CatalogueEntry* e = parts.back().mutable_catalogue()->add_entries();
-      *e = entry(device);
+      *e = LocalEntry(device);
+      if (!stored) e->set_gone(true);
       bytes += e->ByteSizeLong() + 4;
     }
     return parts;
   };
+  std::optional<std::vector<wire::Envelope>> every;  // built once, for all such peers
   for (const auto& [peer, p] : peers_) {
     if (p.read_scope.empty() && p.interest.all()) {
-      for (const auto& env : all_parts()) Send(peer, env);
-      continue;
+      if (!every) every = parts_for(nullptr);
+      for (const auto& env : *every) Send(peer, env);
+    } else {
+      for (auto& env : parts_for(&p)) Send(peer, std::move(env));
     }
-    // Only what it may read and follows (the news that we dropped a device, to all).
-    std::vector<wire::Envelope> mine(1);
-    size_t bytes = 0;
-    for (const auto& device : dirty_) {
-      if (local_.count(device) ? !Offers(p, device) : !MayRead(p, device)) continue;
-      if (bytes >= kCatalogueBytes) {
-        mine.emplace_back();
-        bytes = 0;
-      }
-      wire::CatalogueEntry* e = mine.back().mutable_catalogue()->add_entries();
-      *e = entry(device);
-      bytes += e->ByteSizeLong() + 4;
-    }
-    if (bytes == 0 && mine.size() == 1) continue;
-    for (auto& env : mine) Send(peer, std::move(env));
   }
   dirty_.clear();
 }
@@ -249,10 +236,10 @@ void Engine::OnPeerGone(const std::string& peer) {
 }
 
 // Round-trip times only rank peers that are otherwise equal (and a switch needs
-// one peer twice as fast as another): a sample replans every device only when
-// it is the peer's first or has moved by half or more since the last one that
-// did. Every probe (one per peer every few seconds) replanning all devices was
-// most of what an idle node did.
+// one peer twice as fast as another): a peer's first sample replans every device
+// at once; a later one only when it moved by half or more since the last one
+// planned, and then from RetryPaused, at most once per kRttReplanTicks. Every
+// probe replanning all devices was most of what an idle node did.
 void Engine::OnPeerRtt(const std::string& peer, int64_t rtt_us) {
   auto p = peers_.find(peer);
   if (p == peers_.end() || rtt_us <= 0) return;
@@ -572,10 +559,18 @@ void Engine::Unfollow(const std::string& device) {
   }
 }
 
+// A device with a journal write in flight (an apply, a staged part, an install)
+// waits for it: those run on other threads than the delete, and one that ran
+// after it would store the stream again. OnApplyDone calls this again.
 void Engine::ForgetUnwanted() {
   for (const auto& [device, info] : local_) {
-    if (info.source || WantedLocal(device) || !forgetting_.insert(device).second)
+    if (info.source || WantedLocal(device) || forgetting_.count(device) ||
+        never_forget_.count(device)) {
       continue;
+    }
+    if (auto f = following_.find(device); f != following_.end() && f->second.applying)
+      continue;
+    forgetting_.insert(device);
     Action a;
     a.kind = Action::Kind::kForget;
     a.device = device;

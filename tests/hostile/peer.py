@@ -287,6 +287,23 @@ class Network:
             raise RuntimeError(f"{name} did not start: " + self.log(name)[-2000:])
         return p
 
+    def run_once(self, name, *extra, data=None, timeout=20):
+        """cairnd with `name`'s certificate and data directory (or `data`'s), run
+        to its end (a start that must fail), on a free port; the CompletedProcess."""
+        return subprocess.run(
+            [self.cairnd, "--data", self.data(data or name), "--ca", self.pki + "/ca.crt",
+             "--cert", f"{self.pki}/{name}.crt", "--key", f"{self.pki}/{name}.key",
+             "--listen", f"127.0.0.1:{free_port()}", *extra],
+            capture_output=True, text=True, timeout=timeout)
+
+    def stop(self):
+        """Kills every node and deletes the work directory (benchmarks: no checks)."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.work, ignore_errors=True)
+
     def log(self, name):
         with open(self.data(name) + ".log") as f:
             return f.read()

@@ -66,11 +66,7 @@ def main():
         empty = os.path.join(net.work, "empty")
         os.mkdir(empty)
         def start_with(directory):
-            return subprocess.run(
-                [cairnd, "--data", net.data("c"), "--ca", net.pki + "/ca.crt",
-                 "--cert", net.pki + "/a.crt", "--key", net.pki + "/a.key",
-                 "--listen", f"127.0.0.1:{free_port()}", "--devices", directory],
-                capture_output=True, text=True, timeout=20)
+            return net.run_once("a", "--devices", directory, data="c")
 
         bad = start_with(empty)
         check(bad.returncode != 0 and "no NAME.crt with its NAME.key" in bad.stderr,

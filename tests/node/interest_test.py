@@ -111,9 +111,7 @@ def main():
                   f"{what} is refused: {r.stderr.strip()[:160]}")
         check(net.status("c").get("follow") == ["group:floor2"],
               f"and the interest is unchanged: {net.status('c').get('follow')}")
-        r = subprocess.run([cairnd, "--data", net.data("x"), "--follow", "a;b",
-                            "--listen", f"127.0.0.1:{free_port()}"],
-                           capture_output=True, text=True, timeout=20)
+        r = net.run_once("d", "--follow", "a;b", data="x")
         check(r.returncode != 0 and "--follow" in r.stderr,
               f"cairnd --follow with a bad pattern does not start: {r.stderr.strip()[:160]}")
 
@@ -141,10 +139,7 @@ def main():
         net.procs[-1].terminate()
         net.procs[-1].wait(timeout=20)
         open(os.path.join(net.data("c"), "interest"), "w").close()
-        r = subprocess.run([cairnd, "--data", net.data("c"), "--ca", net.pki + "/ca.crt",
-                            "--cert", net.pki + "/c.crt", "--key", net.pki + "/c.key",
-                            "--listen", f"127.0.0.1:{free_port()}"],
-                           capture_output=True, text=True, timeout=20)
+        r = net.run_once("c")
         check(r.returncode != 0 and "names no pattern" in r.stderr,
               f"an empty DATA/interest stops the node: {r.stderr.strip()[:200]}")
     finally:

@@ -321,5 +321,39 @@ TEST(EngineInterestTest, AllPeersCataloguesTogetherAreBounded) {
   EXPECT_EQ(e.PeerLast("c1"), 1u);
 }
 
+// Unfollowed while a write of it is in flight: the delete waits for that write
+// (they run on different threads; one that ran after it would store it again).
+TEST(EngineInterestTest, ADeleteWaitsForTheWriteOfTheStreamInFlight) {
+  Engine e;
+  e.SetLocal({Info("cam-1", 1)});
+  e.OnPeerActive("p");
+  wire::Envelope cat;
+  cat.mutable_catalogue()->set_full(true);
+  auto* x = cat.mutable_catalogue()->add_entries();
+  x->set_device("cam-1");
+  x->set_last(9);
+  e.OnMessage("p", cat);
+  (void)e.TakeActions();
+  wire::Envelope events;
+  events.mutable_events()->set_device("cam-1");
+  events.mutable_events()->add_records()->set_seq(2);
+  e.OnMessage("p", events);
+  auto applies = Kind(e.TakeActions(), Action::Kind::kApply);
+  ASSERT_EQ(applies.size(), 1u);
+  e.SetInterest(Interest::None());
+  EXPECT_TRUE(Kind(e.TakeActions(), Action::Kind::kForget).empty())
+      << "deleted while its apply was in flight";
+  e.OnApplyDone("p", "cam-1", Status::Ok(), applies[0].credit);
+  auto forget = Kind(e.TakeActions(), Action::Kind::kForget);
+  ASSERT_EQ(forget.size(), 1u);
+  EXPECT_EQ(forget[0].device, "cam-1");
+  // The journal refuses (its own device, say): not asked again and again.
+  e.OnForgotten("cam-1", Status::FailedPrecondition("own device"));
+  (void)e.TakeActions();
+  e.RetryPaused();
+  e.OnLocalChange(Info("cam-1", 2));
+  EXPECT_TRUE(Kind(e.TakeActions(), Action::Kind::kForget).empty());
+}
+
 }  // namespace
 }  // namespace cairn::sync

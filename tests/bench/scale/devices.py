@@ -24,8 +24,8 @@ import time
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "..", "hostile"))
-from peer import Network, wait_for  # noqa: E402
-from scale import cpu_seconds, listen_ports, rss_mib, sent  # noqa: E402
+from peer import Network, rss_mb, wait_for  # noqa: E402
+from scale import cpu_seconds, listen_ports, sent  # noqa: E402
 
 
 def main():
@@ -111,15 +111,11 @@ def main():
         m1 = sent(net, names)
         row["idle_cores"] = round((after - before) / args.idle, 3)
         row["idle_msgs_node_s"] = round((m1[0] - m0[0]) / n / args.idle, 2)
-        rss = [rss_mib(p.pid) for p in procs.values()]
+        rss = [rss_mb(p.pid) for p in procs.values()]
         row["rss_n0_mib"] = round(rss[0], 1)
         row["rss_mean_mib"] = round(sum(rss) / n, 1)
     finally:
-        for p in net.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(net.work, ignore_errors=True)
+        net.stop()
     print(json.dumps(row))
 
 

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "..", "hostile"))
-from peer import Network, wait_for  # noqa: E402
+from peer import Network, rss_mb, wait_for  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -34,14 +33,6 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def sent(net, names):
@@ -141,15 +132,11 @@ def run(args, n):
         row["idle_cores"] = round(sum(after[k] - before[k] for k in names) / args.idle, 3)
         # The seed every node was told of (at the cap at 100 nodes) apart.
         row["idle_n0_cores"] = round((after["n0"] - before["n0"]) / args.idle, 3)
-        rss = [rss_mib(p.pid) for p in procs.values()]
+        rss = [rss_mb(p.pid) for p in procs.values()]
         row["rss_mean_mib"] = round(sum(rss) / n, 1)
         row["rss_max_mib"] = round(max(rss), 1)
     finally:
-        for p in net.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(net.work, ignore_errors=True)
+        net.stop()
     return row
 
 
