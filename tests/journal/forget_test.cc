@@ -125,6 +125,12 @@ TEST_F(ForgetTest, ADeletionCutShortIsFinishedAtOpen) {
     batch.Put(layout::MetaKey("d1"), m.SerializeAsString());
     batch.Delete(layout::EventKey("d1", m.last()));  // part of it went
     ASSERT_OK(b->store()->Write(&batch, true));
+    // Meanwhile, its view (still on disk) is not read as if the stream were here.
+    ASSERT_GT(KeysUnder(*b, layout::KvPrefix("d1")), 0u);
+    auto kv = b->KvGet("d1", "s", "k1");
+    ASSERT_OK(kv.status());
+    EXPECT_FALSE(kv->has_value()) << "a half-deleted view was read";
+    EXPECT_TRUE(b->KvList("d1", "s", "", 100)->empty());
   }
   auto b = Open("b", {});
   EXPECT_EQ(b->Stream("d1").status().code(), Status::Code::kNotFound);
