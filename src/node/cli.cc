@@ -46,6 +46,18 @@ int StatusCmd(const Options& o) {
               static_cast<unsigned long long>(s.bytes_sent()),
               static_cast<unsigned long long>(s.messages_received()),
               static_cast<unsigned long long>(s.bytes_received()));
+  const auto& cat = s.catalogue();
+  std::printf(
+      "catalogues: %llu summaries sent, %llu received (%llu buckets agreed, %llu asked "
+      "for); %llu entries sent, %llu received whole; %llu bytes sent, %llu received\n",
+      static_cast<unsigned long long>(cat.summaries_sent()),
+      static_cast<unsigned long long>(cat.summaries_received()),
+      static_cast<unsigned long long>(cat.buckets_agreed()),
+      static_cast<unsigned long long>(cat.buckets_asked()),
+      static_cast<unsigned long long>(cat.entries_sent()),
+      static_cast<unsigned long long>(cat.entries_received()),
+      static_cast<unsigned long long>(cat.bytes_sent()),
+      static_cast<unsigned long long>(cat.bytes_received()));
   for (const auto& p : s.peers()) {
     char rtt[32] = "-";
     if (p.rtt_us() > 0) std::snprintf(rtt, sizeof rtt, "%.2f", p.rtt_us() / 1000.0);

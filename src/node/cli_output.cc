@@ -75,7 +75,16 @@ json StatusJson(const wire::ControlStatusReply& s) {
                {{"messages_sent", s.messages_sent()},
                 {"bytes_sent", s.bytes_sent()},
                 {"messages_received", s.messages_received()},
-                {"bytes_received", s.bytes_received()}}}};
+                {"bytes_received", s.bytes_received()}}},
+              {"catalogue",
+               {{"summaries_sent", s.catalogue().summaries_sent()},
+                {"summaries_received", s.catalogue().summaries_received()},
+                {"buckets_agreed", s.catalogue().buckets_agreed()},
+                {"buckets_asked", s.catalogue().buckets_asked()},
+                {"entries_sent", s.catalogue().entries_sent()},
+                {"entries_received", s.catalogue().entries_received()},
+                {"bytes_sent", s.catalogue().bytes_sent()},
+                {"bytes_received", s.catalogue().bytes_received()}}}};
 }
 
 }  // namespace cairn::node::cli

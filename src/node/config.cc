@@ -100,6 +100,11 @@ void AddFlags(CLI::App& app, DaemonConfig& c, RawFlags& raw) {
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 50))
       ->capture_default_str();
+  app.add_option("--summary-min-devices", c.summary_min_devices,
+                 "a peer offered at least this many devices is sent a summary of "
+                 "them first, and then the entries of the buckets where it differs "
+                 "(0: always; a large number: never)")
+      ->capture_default_str();
   app.add_option("--retain-every-ms", c.retain_every_ms,
                  "how often retention looks for events it may delete")
       ->check(CLI::Range(int64_t{100}, int64_t{3'600'000}))

@@ -57,6 +57,9 @@ struct DaemonConfig {
   // and what all those coming at once may stage (sync::SyncOptions).
   uint64_t max_snapshot_bytes = uint64_t{4} << 30;
   uint64_t max_staged_bytes = uint64_t{16} << 30;
+  // A peer offered at least this many devices is sent a summary of them first
+  // (sync::SyncOptions::summary_min_entries).
+  uint64_t summary_min_devices = 256;
   bool sync_writes = true;
   bool dev = false;
   bool new_device = false;

@@ -189,6 +189,8 @@ Status Node::StartSync() {
     options.retain_every_ms = config_.retain_every_ms;
     options.max_snapshot_bytes = config_.max_snapshot_bytes;
     options.max_staged_bytes_total = config_.max_staged_bytes;
+    options.self = node_id();
+    options.summary_min_entries = static_cast<size_t>(config_.summary_min_devices);
     sync_ = std::make_unique<sync::SyncNode>(&loop_, journal_.get(), d, options);
     sync_->set_log([](const std::string& line) { CAIRN_LOG(kWarn) << "sync: " << line; });
     d->set_listener(sync_.get());
@@ -289,6 +291,18 @@ wire::ControlStatusReply Node::BuildStatus() {
     r.set_bytes_sent(t.bytes_sent);
     r.set_messages_received(t.messages_received);
     r.set_bytes_received(t.bytes_received);
+  }
+  if (sync_) {
+    const auto& c = sync_->engine().catalogue_stats();
+    auto* out = r.mutable_catalogue();
+    out->set_summaries_sent(c.summaries_sent);
+    out->set_summaries_received(c.summaries_received);
+    out->set_buckets_agreed(c.buckets_agreed);
+    out->set_buckets_asked(c.buckets_asked);
+    out->set_entries_sent(c.entries_sent);
+    out->set_entries_received(c.entries_received);
+    out->set_bytes_sent(c.bytes_sent);
+    out->set_bytes_received(c.bytes_received);
   }
   std::map<std::string, std::vector<uint64_t>> forked_at;
   if (r.forks() > 0) {

@@ -65,15 +65,45 @@ wire::CatalogueEntry Engine::LocalEntry(const std::string& device) const {
   return e;
 }
 
+void Engine::Sum(Stored& s) {
+  s.key = KeyOf(s.device, FineBucket(s.device), s.last, s.groups);
+  // A stream that holds nothing yet adds nothing: a peer does not store it (there
+  // is nothing to fetch), and the delta of its first event names it.
+  if (s.last == 0 && s.snapshot == 0) s.key.digest = 0;
+  s.mine = interest_.Matches(s.device, s.groups);
+  all_sums_.Add(s.key);
+  if (s.mine) mine_sums_.Add(s.key);
+}
+
+void Engine::Unsum(const Stored& s) {
+  all_sums_.Remove(s.key);
+  if (s.mine) mine_sums_.Remove(s.key);
+}
+
 void Engine::SetLocal(const std::vector<journal::StreamInfo>& catalogue) {
-  for (const auto& info : catalogue) local_[info.device] = info;
+  for (const auto& info : catalogue) {
+    if (auto it = local_.find(info.device); it != local_.end()) Unsum(it->second);
+    Stored& stored = local_[info.device] = info;
+    Sum(stored);
+  }
   ++stored_version_;
 }
 
 void Engine::OnLocalChange(const journal::StreamInfo& info) {
   ++activity_;
-  auto [it, added] = local_.insert_or_assign(info.device, info);
+  auto old = local_.find(info.device);
+  const bool added = old == local_.end();
+  if (!added) Unsum(old->second);
+  Stored& stored = local_[info.device] = info;
+  Sum(stored);
   if (added) ++stored_version_;
+  // A scan toward a summary that is past the device sends its new entry with it.
+  for (auto& [peer, p] : peers_) {
+    if (p.scan && p.sending_after && info.device <= *p.sending_after) {
+      p.scan->changed.insert(info.device);
+      if (p.scan->changed.size() > kScanChangedMax) BeginCatalogue(p, Telling::kScan);
+    }
+  }
   if (!WantedLocal(info.device)) {
     // It came on a peer's claim of a group its certificate does not name (or an
     // apply that was in flight when the interest narrowed): not kept.
@@ -130,7 +160,7 @@ void Engine::Flush() {
 void Engine::OnPeerActive(const std::string& peer) {
   ++activity_;
   Peer& p = peers_[peer] = Peer();
-  p.sending_after = "";
+  BeginCatalogue(p, Telling::kScan);
   if (!interest_.all()) {  // none sent: every device (what older nodes assume)
     wire::Envelope env;
     for (const auto& pattern : interest_.patterns())
@@ -143,9 +173,99 @@ void Engine::OnPeerActive(const std::string& peer) {
 void Engine::RestartCatalogue(const std::string& peer, Peer& p) {
   p.restarted_at = interest_clock_;
   p.restart_pending = false;
-  p.sending_after = "";
-  p.restart_full = true;
+  BeginCatalogue(p, Telling::kScan);
   PumpCatalogue(peer);
+}
+
+void Engine::BeginCatalogue(Peer& p, Telling telling) {
+  if (p.subscriber && telling == Telling::kScan) telling = Telling::kEntries;
+  p.telling = telling;
+  p.sending_after = "";
+  p.part_first = true;
+  p.scan.reset();
+  p.summary_id = 0;  // a want for an earlier summary is not answered
+}
+
+// Whether the summary's sums are kept already (every device we store, or what we
+// follow) or must be made by a scan; a peer offered few devices gets them whole.
+bool Engine::PumpSummary(const std::string& peer, Peer& p) {
+  const BucketSums* kept = OffersAll(p)                                      ? &all_sums_
+                           : p.read_scope.empty() && p.interest == interest_ ? &mine_sums_
+                                                                             : nullptr;
+  if (kept == nullptr) {
+    if (!p.scan) p.scan.emplace();
+    size_t scanned = 0;
+    auto it = local_.upper_bound(*p.sending_after);
+    if (p.sending_after->empty()) it = local_.begin();
+    for (; it != local_.end() && scanned < kCatalogueScan; ++it, ++scanned) {
+      p.sending_after = it->first;
+      if (!Offers(p, it->first)) continue;
+      p.scan->sums.Add(it->second.key);
+      if (p.scan->few.size() < options_.summary_min_entries)
+        p.scan->few.push_back(it->first);
+    }
+    if (it != local_.end()) return false;  // on the next drain or second
+  }
+  const BucketSums& sums = kept != nullptr ? *kept : p.scan->sums;
+  if (sums.count() >= options_.summary_min_entries) {
+    SendSummary(peer, p, sums);
+    return false;
+  }
+  if (kept != nullptr) {  // few in all: sent whole, from the first device
+    BeginCatalogue(p, Telling::kEntries);
+    return true;
+  }
+  // The scan found few: those (as they are now) and what changed behind it, whole.
+  std::set<std::string> devices(p.scan->few.begin(), p.scan->few.end());
+  devices.insert(p.scan->changed.begin(), p.scan->changed.end());
+  wire::Envelope env;
+  wire::Catalogue* c = env.mutable_catalogue();
+  c->set_full(true);
+  for (const auto& device : devices) {
+    if (local_.count(device) && Offers(p, device)) *c->add_entries() = LocalEntry(device);
+  }
+  p.scan.reset();
+  p.sending_after.reset();
+  p.telling = Telling::kEntries;
+  p.part_first = false;
+  p.sent_first_part = true;
+  catalogue_stats_.entries_sent += c->entries_size();
+  catalogue_stats_.bytes_sent += env.ByteSizeLong();
+  Send(peer, std::move(env));
+  return false;
+}
+
+void Engine::SendSummary(const std::string& peer, Peer& p, const BucketSums& sums) {
+  wire::Envelope env;
+  wire::Catalogue* c = env.mutable_catalogue();
+  wire::CatalogueSummary* s = c->mutable_summary();
+  const int bits = SummaryBits(sums.count());
+  s->set_id(++next_summary_);
+  s->set_bits(static_cast<uint32_t>(bits));
+  s->set_interest(InterestDigest(p.interest));
+  for (uint64_t sum : sums.Fold(bits)) s->add_sums(sum);
+  // Beside the sums: our own device, of which we are the source (the digests
+  // leave that out), and what changed behind a scan, as entries.
+  std::set<std::string> named;
+  if (p.scan) named = std::move(p.scan->changed);
+  if (auto own = local_.find(options_.self); own != local_.end() && own->second.source)
+    named.insert(options_.self);
+  for (const auto& device : named) {
+    const bool stored = local_.count(device) > 0;
+    if (stored ? !Offers(p, device) : !MayRead(p, device)) continue;
+    wire::CatalogueEntry* e = c->add_entries();
+    *e = LocalEntry(device);
+    if (!stored) e->set_gone(true);
+  }
+  p.summary_id = s->id();
+  p.summary_bits = bits;
+  p.scan.reset();
+  p.sending_after.reset();
+  p.telling = Telling::kEntries;
+  p.sent_first_part = true;
+  ++catalogue_stats_.summaries_sent;
+  catalogue_stats_.bytes_sent += env.ByteSizeLong();
+  Send(peer, std::move(env));
 }
 
 // Sends the next parts of our full catalogue to `peer` while its connection is
@@ -159,6 +279,16 @@ void Engine::PumpCatalogue(const std::string& peer) {
   // a burst that crosses the connection's high-water mark (1 MiB) and no more;
   // OnDrained brings the next one.
   if (high_water_(peer) && pr.sent_first_part) return;
+  if (!pr.sending_after) return;
+  if (pr.telling == Telling::kScan && !PumpSummary(peer, pr)) return;
+  // An answer sends the buckets asked for alone.
+  const bool answer = pr.telling == Telling::kAnswer;
+  const uint32_t nbuckets = uint32_t{1} << pr.summary_bits;
+  auto asked = [&](const Stored& s) {
+    const uint32_t b = Coarse(s.key.fine, pr.summary_bits);
+    return b < nbuckets &&
+           (static_cast<unsigned char>(pr.answer_buckets[b / 8]) >> (b % 8)) & 1;
+  };
   // At most kCatalogueScan devices looked at per call, whatever matched: a peer
   // whose interest matches none of many costs a bounded scan per drain or second.
   size_t burst = 0;
@@ -166,15 +296,16 @@ void Engine::PumpCatalogue(const std::string& peer) {
   while (pr.sending_after && burst < kCatalogueBurstBytes && scanned < kCatalogueScan) {
     wire::Envelope env;
     wire::Catalogue* c = env.mutable_catalogue();
-    const bool first = !pr.sent_first_part || pr.restart_full;
-    c->set_full(first);
+    const bool first = pr.part_first;
+    c->set_full(first && !answer);
+    c->set_answer(first && answer);
     c->set_continues(!first);
     auto it = first ? local_.begin() : local_.upper_bound(*pr.sending_after);
     size_t bytes = 0;
     for (; it != local_.end() && bytes < kCatalogueBytes && scanned < kCatalogueScan;
          ++it, ++scanned) {
       pr.sending_after = it->first;
-      if (!Offers(pr, it->first)) continue;
+      if (!Offers(pr, it->first) || (answer && !asked(it->second))) continue;
       wire::CatalogueEntry* e = c->add_entries();
       *e = LocalEntry(it->first);
       bytes += e->ByteSizeLong() + 4;
@@ -182,9 +313,11 @@ void Engine::PumpCatalogue(const std::string& peer) {
     c->set_more(it != local_.end());
     if (it == local_.end()) pr.sending_after.reset();
     if (!first && c->entries_size() == 0 && c->more()) continue;  // nothing to say yet
-    pr.restart_full = false;
+    pr.part_first = false;
     pr.sent_first_part = true;
     burst += bytes;
+    catalogue_stats_.entries_sent += c->entries_size();
+    catalogue_stats_.bytes_sent += env.ByteSizeLong();
     Send(peer, std::move(env));
   }
 }
@@ -194,7 +327,7 @@ void Engine::OnSubscriberActive(const std::string& name,
   Peer& p = peers_[name] = Peer();
   p.subscriber = true;
   p.read_scope = std::move(read_scope);
-  p.sending_after = "";
+  BeginCatalogue(p, Telling::kEntries);
   PumpCatalogue(name);
 }
 
@@ -257,8 +390,12 @@ void Engine::OnMessage(const std::string& peer, wire::Envelope m) {
   if (!peers_.count(peer)) return;
   ++activity_;
   switch (m.msg_case()) {
-    case wire::Envelope::kCatalogue:
-      return OnCatalogue(peer, m.catalogue());
+    case wire::Envelope::kCatalogue: {
+      const wire::Catalogue& c = m.catalogue();
+      if (c.has_summary() || c.full() || c.answer() || c.continues())
+        catalogue_stats_.bytes_received += m.ByteSizeLong();
+      return OnCatalogue(peer, c);
+    }
     case wire::Envelope::kSubscribe:
       return OnSubscribe(peer, m.subscribe());
     case wire::Envelope::kInterest: {
@@ -278,6 +415,9 @@ void Engine::OnMessage(const std::string& peer, wire::Envelope m) {
       }
       return RestartCatalogue(peer, p);
     }
+    case wire::Envelope::kCatalogueWant:
+      catalogue_stats_.bytes_received += m.ByteSizeLong();
+      return OnCatalogueWant(peer, m.catalogue_want());
     case wire::Envelope::kUnsubscribe:
       peers_[peer].serving.erase(m.unsubscribe().device());
       return;
@@ -339,14 +479,25 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
   Peer& p = peers_[peer];
   if (p.subscriber) return;  // it has nothing to offer
   auto& entries = p.catalogue.entries;
-  const size_t before = entries.size();
-  if (c.full()) {
+  size_t before = entries.size();
+  // Whether this message starts or goes on with a whole catalogue (not a delta).
+  const bool whole = c.has_summary() || c.full() || c.answer() || c.continues();
+  if (c.has_summary()) {
+    if (!TakeSummary(peer, p, c)) return;
+    before = 0;
+  } else if (c.full()) {
     entries.clear();
+    p.catalogue_in_parts = c.more();
+    p.awaiting_answer = 0;
+  } else if (c.answer()) {
+    if (p.awaiting_answer == 0) return Close(peer, "a catalogue answer nobody asked for");
+    p.awaiting_answer = 0;
     p.catalogue_in_parts = c.more();
   } else if (c.continues()) {
     if (!p.catalogue_in_parts) return Close(peer, "catalogue part without its start");
     p.catalogue_in_parts = c.more();
   }
+  if (whole) catalogue_stats_.entries_received += c.entries_size();
   for (const auto& e : c.entries()) {
     if (!journal::ValidateDeviceId(e.device()).ok()) {
       return Close(peer, "catalogue names an invalid device id");
@@ -382,11 +533,11 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
     }
   }
   if (p.catalogue_in_parts) return;  // plan once the whole catalogue is here
-  if ((c.full() || c.continues()) && !p.catalogue_whole) {
+  if (whole && !p.catalogue_whole) {
     p.catalogue_whole = true;
     heard_.insert(peer);
   }
-  if (c.full() || c.continues()) {
+  if (whole) {
     Replan();
   } else {
     std::set<std::string> named;
@@ -394,6 +545,77 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
     Replan(&named);
   }
   CheckGuard();
+}
+
+// A summary replaces what we knew of the peer's catalogue: for every bucket whose
+// sum agrees with ours, our own entries (it holds what we hold there), and the
+// others asked for.
+bool Engine::TakeSummary(const std::string& peer, Peer& p, const wire::Catalogue& c) {
+  if (p.summary_tick != interest_clock_) {
+    p.summary_tick = interest_clock_;
+    p.summaries_in_tick = 0;
+  }
+  if (++p.summaries_in_tick > kMaxSummariesPerTick) {
+    Close(peer, "catalogue summaries faster than " +
+                    std::to_string(kMaxSummariesPerTick) + " a second");
+    return false;
+  }
+  const wire::CatalogueSummary& s = c.summary();
+  if (s.bits() > kSummaryFineBits || s.sums_size() != (1 << s.bits()) || s.id() == 0) {
+    Close(peer, "a catalogue summary of " + std::to_string(s.sums_size()) +
+                    " sums for 2^" + std::to_string(s.bits()) + " buckets");
+    return false;
+  }
+  ++catalogue_stats_.summaries_received;
+  // Cut to an interest of ours it had not heard yet: the one for our Interest follows.
+  if (s.interest() != interest_digest_) return false;
+  const int bits = static_cast<int>(s.bits());
+  const std::vector<uint64_t> ours = mine_sums_.Fold(bits);
+  std::string want((ours.size() + 7) / 8, '\0');
+  uint64_t differ = 0;
+  for (size_t i = 0; i < ours.size(); ++i) {
+    if (ours[i] == s.sums(static_cast<int>(i))) continue;
+    want[i / 8] = static_cast<char>(want[i / 8] | (1 << (i % 8)));
+    ++differ;
+  }
+  catalogue_stats_.buckets_agreed += ours.size() - differ;
+  catalogue_stats_.buckets_asked += differ;
+  auto& entries = p.catalogue.entries;
+  entries.clear();
+  for (const auto& [device, stored] : local_) {
+    const uint32_t b = Coarse(stored.key.fine, bits);
+    if (!stored.mine || (static_cast<unsigned char>(want[b / 8]) >> (b % 8)) & 1)
+      continue;
+    wire::CatalogueEntry& e = entries[device] = LocalEntry(device);
+    e.set_source(false);  // the summary's entries name the one it is the source of
+  }
+  p.catalogue_in_parts = differ > 0;
+  p.awaiting_answer = differ > 0 ? s.id() : 0;
+  if (differ > 0) {
+    wire::Envelope env;
+    env.mutable_catalogue_want()->set_id(s.id());
+    env.mutable_catalogue_want()->set_buckets(std::move(want));
+    catalogue_stats_.bytes_sent += env.ByteSizeLong();
+    Send(peer, std::move(env));
+  }
+  return true;
+}
+
+void Engine::OnCatalogueWant(const std::string& peer, const wire::CatalogueWant& w) {
+  Peer& p = peers_[peer];
+  if (p.subscriber) return Close(peer, "a subscriber asked for catalogue buckets");
+  // For a summary since replaced (our catalogue started again) or answered: the
+  // newer one is on its way, and one want per summary is all an answer costs.
+  if (w.id() == 0 || w.id() != p.summary_id) return;
+  const int bits = p.summary_bits;
+  if (w.buckets().size() != ((size_t{1} << bits) + 7) / 8) {
+    return Close(peer, "a catalogue want of " + std::to_string(w.buckets().size()) +
+                           " bytes for 2^" + std::to_string(bits) + " buckets");
+  }
+  BeginCatalogue(p, Telling::kAnswer);
+  p.summary_bits = bits;
+  p.answer_buckets = w.buckets();
+  PumpCatalogue(peer);
 }
 
 // What all peers' catalogues hold, against max_catalogue_entries_total: past it
@@ -504,7 +726,13 @@ void Engine::Replan(const std::set<std::string>* only) {
 
 void Engine::SetInterest(Interest interest) {
   interest_ = std::move(interest);
+  interest_digest_ = InterestDigest(interest_);
   unwanted_.clear();
+  mine_sums_ = BucketSums();
+  for (auto& [device, stored] : local_) {
+    stored.mine = interest_.Matches(device, stored.groups);
+    if (stored.mine) mine_sums_.Add(stored.key);
+  }
   wire::Envelope env;
   env.mutable_interest();  // none: nothing but our own devices
   for (const auto& pattern : interest_.patterns())
@@ -596,9 +824,16 @@ void Engine::OnForgotten(const std::string& device, const Status& status) {
   }
   // Gone from disk, whatever the interest says now: a device followed again
   // meanwhile is fetched anew, from nothing.
-  local_.erase(device);
+  if (auto it = local_.find(device); it != local_.end()) {
+    Unsum(it->second);
+    local_.erase(it);
+  }
   ++stored_version_;
   dirty_.insert(device);  // a `gone` delta: peers following it through us replan
+  for (auto& [peer, p] : peers_) {
+    if (p.scan && p.sending_after && device <= *p.sending_after)
+      p.scan->changed.insert(device);
+  }
   for (auto& [peer, p] : peers_) p.serving.erase(device);
   if (WantedLocal(device)) {
     const std::set<std::string> only{device};

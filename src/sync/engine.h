@@ -31,6 +31,7 @@
 #include "journal/journal.h"
 #include "sync/interest.h"
 #include "sync/planner.h"
+#include "sync/summary.h"
 #include "wire/schema.h"
 
 namespace cairn::sync {
@@ -49,6 +50,13 @@ struct SyncOptions {
   uint64_t switch_margin = 64;            // see planner.h
   int64_t rtt_switch_min_us = 1000;       // see planner.h
   size_t max_catalogue_entries = 250000;  // per peer
+  // A peer offered at least this many devices is sent a summary of them first
+  // (summary.h), and the entries of the buckets where it differs; a smaller
+  // catalogue goes whole, which costs less than the round trip. Subscribers
+  // always get the whole catalogue. 0: always a summary.
+  size_t summary_min_entries = 256;
+  // This node's name: the device named so is the one a summary names as ours.
+  std::string self;
   // All peers' catalogues together (a kept entry costs a few hundred bytes):
   // past it the peer with the most entries is closed. 0: no limit.
   size_t max_catalogue_entries_total = 4'000'000;
@@ -255,6 +263,20 @@ class Engine {
   // too): peers with only a snapshot beyond our head may be followed again.
   void AcceptGap(const std::string& device);
   uint64_t records_served() const { return records_served_; }
+  // What catalogues cost this node (status): summaries and their buckets, and
+  // the entries that went whole or in answers.
+  struct CatalogueStats {
+    uint64_t summaries_sent = 0;
+    uint64_t summaries_received = 0;
+    uint64_t buckets_agreed = 0;  // of the summaries received
+    uint64_t buckets_asked = 0;   // ... that differed: asked for in a CatalogueWant
+    uint64_t entries_sent = 0;    // in full catalogues and answers (not deltas)
+    uint64_t entries_received = 0;
+    // Those messages (whole catalogues, summaries, wants, answers) on the wire.
+    uint64_t bytes_sent = 0;
+    uint64_t bytes_received = 0;
+  };
+  const CatalogueStats& catalogue_stats() const { return catalogue_stats_; }
   // Changes with every event that may move FollowerHeads or ServeFloors (a peer
   // message, a local change, a peer come or gone): unchanged, a retention pass
   // has nothing new to note.
@@ -357,12 +379,29 @@ class Engine {
     int idle_ticks = 0;
     bool heard = false;  // a stream message arrived since the last CheckProgress
   };
+  // What the next parts of our catalogue to a peer are: entries (all it is
+  // offered, or the buckets of an answer), or a scan toward a summary.
+  enum class Telling { kEntries, kScan, kAnswer };
+  // A summary being made by a scan of what a peer is offered (its interest is
+  // neither every device nor ours), paced like a catalogue. Devices that change
+  // behind the scan are sent as entries with the summary.
+  struct SummaryScan {
+    BucketSums sums;
+    std::set<std::string> changed;
+    // The first summary_min_entries offered: sent whole if no more are found.
+    std::vector<std::string> few;
+  };
+  // Changes behind a scan past which it starts over (each is an entry sent).
+  static constexpr size_t kScanChangedMax = 4096;
+  // Summaries a peer may send per RetryPaused call (second): an honest one sends
+  // one when it becomes active and one per change of our interest, which we make
+  // at most once a second; each costs us a pass over our catalogue.
+  static constexpr int kMaxSummariesPerTick = 4;
   struct Peer {
     bool subscriber = false;              // serve it; never follow through it
     Interest interest;                    // what it follows (its Interest message)
     int64_t restarted_at = -1;            // RetryPaused tick of the last restart for it
     bool restart_pending = false;         // its interest changed again since: RetryPaused
-    bool restart_full = false;            // its interest changed: send all again
     std::vector<std::string> read_scope;  // a subscriber's: see OnSubscriberActive
     PeerCatalogue catalogue;
     int64_t planned_rtt_us = 0;       // the round-trip time the last replan saw
@@ -371,6 +410,16 @@ class Engine {
     // Sending ours in parts: the last device sent (nullopt when not sending).
     std::optional<std::string> sending_after;
     bool sent_first_part = false;
+    bool part_first = false;  // the next part starts a catalogue (full, or an answer)
+    Telling telling = Telling::kEntries;
+    std::optional<SummaryScan> scan;  // kScan, when the sums are not kept already
+    uint64_t summary_id = 0;          // the summary last sent, until it is answered
+    int summary_bits = 0;             // ... and its buckets, and those of an answer
+    std::string answer_buckets;       // kAnswer: the bitmap of a CatalogueWant
+    // Receiving theirs: the summary whose buckets we asked for (0: none).
+    uint64_t awaiting_answer = 0;
+    int64_t summary_tick = -1;  // RetryPaused tick of the summaries counted
+    int summaries_in_tick = 0;
     std::map<std::string, Serve> serving;  // by device
   };
 
@@ -383,6 +432,18 @@ class Engine {
   bool OverCatalogueLimit(const std::string& peer);
   void PumpCatalogue(const std::string& peer);
   void RestartCatalogue(const std::string& peer, Peer& p);
+  // Starts telling `p` our catalogue from the first device.
+  void BeginCatalogue(Peer& p, Telling telling);
+  // A kScan step; true when what is left is entries (a small catalogue).
+  bool PumpSummary(const std::string& peer, Peer& p);
+  void SendSummary(const std::string& peer, Peer& p, const BucketSums& sums);
+  // A peer's summary: false when it was ignored or the peer closed.
+  bool TakeSummary(const std::string& peer, Peer& p, const wire::Catalogue& c);
+  void OnCatalogueWant(const std::string& peer, const wire::CatalogueWant& w);
+  // Whether `p` is offered every device we store.
+  static bool OffersAll(const Peer& p) {
+    return p.read_scope.empty() && p.interest.all();
+  }
   static bool MayRead(const Peer& p, const std::string& device);
   // What of ours `p` is told of: what it may read and follows.
   bool Offers(const Peer& p, const std::string& device) const;
@@ -457,7 +518,23 @@ class Engine {
   std::function<bool(const std::string&)> high_water_;
   HeaderCheck header_check_;
   AssemblyLedger ledger_;  // before following_: outlives every Assembly
-  std::map<std::string, journal::StreamInfo> local_;
+  // A stored stream with its place in the catalogue summaries (summary.h).
+  struct Stored : journal::StreamInfo {
+    Stored() = default;
+    Stored(const journal::StreamInfo& info)  // NOLINT(google-explicit-constructor)
+        : journal::StreamInfo(info) {}
+    SummaryKey key;
+    bool mine = false;  // the interest matches it: in mine_sums_
+  };
+  // Puts `s` into the sums (Sum) or takes it out (Unsum).
+  void Sum(Stored& s);
+  void Unsum(const Stored& s);
+  std::map<std::string, Stored> local_;
+  BucketSums all_sums_;   // every stored stream
+  BucketSums mine_sums_;  // those the interest matches
+  uint64_t interest_digest_ = InterestDigest(Interest());
+  uint64_t next_summary_ = 0;
+  CatalogueStats catalogue_stats_;
   std::set<std::string> dirty_;
   std::map<std::string, Peer> peers_;  // active peers
   std::map<std::string, Follow> following_;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "discovery/options.h"
 #include "fuzz_fixture.h"
 #include "journal/chain.h"
 #include "testutil/pki.h"
@@ -146,7 +147,7 @@ void SnapshotSeeds(Writer& w) {
 wire::Envelope Hello(const std::string& id) {
   wire::Envelope m;
   m.mutable_hello()->set_node_id(id);
-  m.mutable_hello()->set_protocol_version(1);
+  m.mutable_hello()->set_protocol_version(discovery::kProtocolVersion);
   m.mutable_hello()->set_advertise("127.0.0.1:7412");
   return m;
 }

@@ -14,10 +14,16 @@ victims hear it:
 
 After each: an honest append at src still reaches the victim.
 
+Then catalogue summaries (sync/summary.h), which cost the receiver a pass over
+its own catalogue each: a want for a summary never sent is ignored; an answer
+nobody asked for, a summary of the wrong shape, and summaries faster than four
+a second close mallory with the reason; the honest stream still arrives.
+
     catalogue_flood_test.py CAIRND CAIRN CERTS_DIR
 """
 import json
 import os
+import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +47,18 @@ def parts():
         yield envelope(CATALOGUE, flags + entries)
 
 
+CATALOGUE_WANT = 16
+
+
+def summary(sid, bits, sums=None):
+    """A Catalogue carrying a CatalogueSummary of 2^bits sums (or `sums` of them)."""
+    n = (1 << bits) if sums is None else sums
+    packed = b"".join(struct.pack("<Q", 0x9E3779B97F4A7C15 * (i + 1) % 2**64) for i in range(n))
+    body = (field_uint(1, sid) + field_uint(2, bits) + b"\x19" + struct.pack("<Q", 1) +
+            field_bytes(4, packed))
+    return envelope(CATALOGUE, field_bytes(5, body))
+
+
 def main():
     net = Network(*sys.argv[1:4], ["src", "narrow", "all", "mallory"], "cairn-flood-")
     check = net.check
@@ -62,8 +80,9 @@ def main():
             return wait_for(arrived, 30)
 
         growth = {}
+        ports = {}
         for victim, extra in (("narrow", ["--follow", "src"]), ("all", [])):
-            port = free_port()
+            port = ports[victim] = free_port()
             proc = net.start(victim, port, *honest, "--peer", f"127.0.0.1:{sport}", *extra)
             check(honest_append_arrives(victim), f"{victim}: src's events arrive before")
             before = rss_mb(proc.pid)
@@ -94,6 +113,35 @@ def main():
                           f"and grew {growth[victim]:.1f} MiB before: what narrow's "
                           f"interest spared it ({growth['narrow']:.1f} MiB)")
                 check(honest_append_arrives(victim), f"{victim}: src's events still arrive")
+
+        port = ports["narrow"]
+
+        def mallory_says(what, messages, reason):
+            with HostilePeer("127.0.0.1", port, net.pki, "mallory") as m:
+                # Once the victim has taken mallory as a peer (its catalogue came):
+                # before that, sync messages are not delivered.
+                check(wait_for(lambda: m.received.get(CATALOGUE, 0) > 0, 10),
+                      f"{what}: the victim took mallory as a peer")
+                m.send_many(messages)
+                closed = wait_for(lambda: m.closed, 10)
+                if reason is None:
+                    check(not closed, f"{what}: ignored, mallory kept")
+                else:
+                    check(closed and reason in net.log("narrow"),
+                          f"{what}: mallory closed ({reason!r} in the log)")
+
+        mallory_says("a want for a summary never sent",
+                     [envelope(CATALOGUE_WANT, field_uint(1, 12345) + field_bytes(2, b"\xff"))],
+                     None)
+        mallory_says("an answer nobody asked for", [envelope(CATALOGUE, field_uint(6, 1))],
+                     "a catalogue answer nobody asked for")
+        mallory_says("a summary of 2^13 buckets", [summary(1, 13)], "a catalogue summary of")
+        mallory_says("a summary with a sum missing", [summary(1, 4, sums=15)],
+                     "a catalogue summary of 15 sums")
+        mallory_says("ten summaries of 4,096 sums at once",
+                     [summary(i + 1, 12) for i in range(10)],
+                     "catalogue summaries faster than 4 a second")
+        check(honest_append_arrives("narrow"), "narrow: src's events still arrive")
     finally:
         net.finish()
 

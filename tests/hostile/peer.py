@@ -21,7 +21,7 @@ import time
 # Envelope fields (src/wire/cairn.proto).
 HELLO, PING, PONG, GOODBYE, PEER_EXCHANGE, CATALOGUE, SUBSCRIBE = 1, 2, 3, 4, 5, 6, 7
 CREDIT, STREAM_HEADER, SNAPSHOT = 9, 10, 11
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 def varint(n):
@@ -175,6 +175,12 @@ class HostilePeer:
         return not self.closed
 
     def close(self):
+        # Shut down first: a close alone, while the reader thread waits on the
+        # socket, sent no FIN, and the node kept the connection for seconds.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.sock.close()
         except OSError:

@@ -17,7 +17,7 @@ from peer import field_bytes as field  # noqa: E402
 
 
 def cleartext_hello():
-    hello = field(1, b"mallory") + bytes([0x10, 1])  # node_id, protocol_version 1
+    hello = field(1, b"mallory") + bytes([0x10, 2])  # node_id, protocol_version 2
     envelope = field(1, hello)  # Envelope.hello
     return len(envelope).to_bytes(4, "big") + envelope
 

@@ -69,7 +69,9 @@ TEST(EngineTest, AnActivePeerGetsTheFullCatalogue) {
 // the connection, and the receiver plans (and counts the peer as heard) once the
 // last part is in.
 TEST(EngineTest, AHugeCatalogueGoesInPartsPacedByTheConnection) {
-  Engine src;
+  SyncOptions whole;  // no summary first (as for a subscriber): every entry goes
+  whole.summary_min_entries = SIZE_MAX;
+  Engine src(whole);
   std::vector<journal::StreamInfo> local;
   for (int i = 0; i < 100'000; ++i) {
     char id[48];

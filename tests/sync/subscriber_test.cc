@@ -6,6 +6,7 @@
 
 #include <functional>
 
+#include "discovery/options.h"
 #include "testutil/manual_clock.h"
 #include "testutil/pki.h"
 #include "testutil/status_matchers.h"
@@ -59,7 +60,7 @@ class SubscriberTest : public ::testing::Test {
   void NodeHello(const std::string& id = "node") {
     wire::Envelope m;
     m.mutable_hello()->set_node_id(id);
-    m.mutable_hello()->set_protocol_version(1);
+    m.mutable_hello()->set_protocol_version(cairn::discovery::kProtocolVersion);
     sub_->OnMessage(m);
   }
   void Catalogue(const std::string& device, uint64_t last, bool full = true) {

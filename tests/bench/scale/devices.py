@@ -10,7 +10,10 @@ tenth of the devices at every node but n0 (`--follow` globs), to show what
 interest saves. Against a Release build; not part of bin/test.
 
     devices.py CAIRND CAIRN CERTS_DIR [--nodes 10] [--devices 10000] [--idle 20]
-               [--follow-tenth]
+               [--follow-tenth] [--summary-min-devices N]
+
+Then n1 stops and comes back (`rejoin`): what its first catalogue exchanges with
+a mesh it agrees with cost (summaries, buckets asked for, bytes).
 """
 import argparse
 import concurrent.futures
@@ -39,6 +42,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--follow-tenth", action="store_true",
                     help="nodes but n0 follow dev-*0 only (a tenth of the devices)")
+    ap.add_argument("--summary-min-devices", type=int, default=None,
+                    help="passed to every cairnd (a large number: whole catalogues only)")
     args = ap.parse_args()
     n, count = args.nodes, args.devices
     names = [f"n{i}" for i in range(n)]
@@ -57,6 +62,9 @@ def main():
                          if f.endswith(".crt") and f != "ca.crt")
         ports = dict(zip(names, listen_ports(n)))
         extra = ["--new-device", "--log-level", "warn"]
+        if args.summary_min_devices is not None:
+            extra += ["--summary-min-devices", str(args.summary_min_devices)]
+            row["summary_min_devices"] = args.summary_min_devices
         procs = {}
         t = time.monotonic()
         procs["n0"] = net.start("n0", ports["n0"], *extra, "--devices", devdir, wait=300)
@@ -114,6 +122,34 @@ def main():
         rss = [rss_mb(p.pid) for p in procs.values()]
         row["rss_n0_mib"] = round(rss[0], 1)
         row["rss_mean_mib"] = round(sum(rss) / n, 1)
+        # n1, which agrees with the mesh, stops and comes back: what its first
+        # catalogue exchanges cost (a summary per peer, the buckets that differ).
+        procs["n1"].terminate()
+        procs["n1"].wait()
+        t = time.monotonic()
+        procs["n1"] = net.start("n1", ports["n1"], *extra, *follow,
+                                "--peer", f"127.0.0.1:{ports['n0']}")
+
+        def active():
+            return sum(1 for p in net.status("n1").get("peers", [])
+                       if p.get("state") == "active")
+
+        wait_for(lambda: active() >= min(n - 1, 8), 60, step=0.5)
+        time.sleep(5)  # answers, if any, come after a round trip
+        st = net.status("n1")
+        cat = st.get("catalogue", {})
+        peers = active()
+        row["rejoin"] = {
+            "active_peers": peers, "s": round(time.monotonic() - t, 1),
+            "summaries": cat.get("summaries_received"),
+            "buckets_agreed": cat.get("buckets_agreed"),
+            "buckets_asked": cat.get("buckets_asked"),
+            "entries_received": cat.get("entries_received"),
+            "catalogue_bytes_received": cat.get("bytes_received"),
+            "catalogue_bytes_sent": cat.get("bytes_sent"),
+            "catalogue_bytes_per_peer": round(
+                (cat.get("bytes_received", 0) + cat.get("bytes_sent", 0)) / max(peers, 1)),
+        }
     finally:
         net.stop()
     print(json.dumps(row))
