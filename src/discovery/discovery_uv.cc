@@ -5,6 +5,7 @@
 
 #include "base/check.h"
 #include "discovery/address.h"
+#include "discovery/holdings.h"
 
 namespace cairn::discovery {
 namespace {
@@ -319,6 +320,10 @@ void Discovery::CountSent(const wire::Envelope& m) {
 void Discovery::Disconnect(const std::string& node_id, const std::string& reason) {
   tls::Connection* c = ConnectionOf(node_id);
   if (c != nullptr) c->Close(reason);
+}
+
+void Discovery::SetStored(const std::vector<std::string>& devices) {
+  SetHoldings(MakeHoldings(devices));
 }
 
 void Discovery::SetHoldings(wire::Holdings own) {

@@ -3,12 +3,14 @@
 // core's NextDeadline(), and a DnsResolver for DNS seeds; it performs the core's
 // actions and feeds every event back. Peer history goes to a PeerStore.
 //
-// The layer above (sync) sees peers only through this class:
-//   - a PeerListener, told when a peer becomes active, for each non-discovery
-//     message (Catalogue, Subscribe, Events, ...) it sends, when its write queue
-//     drains, and when it goes (with the reason);
-//   - Send(node_id, envelope) to answer on the peer's active connection, and
-//     AboveHighWater(node_id) for back-pressure.
+// The layer above (sync) sees peers only through sync's session interface
+// (sync/session.h), which this class implements:
+//   - a listener (sync::SessionListener), told when a peer becomes active, for
+//     each non-discovery message (Catalogue, Subscribe, Events, ...) it sends,
+//     when its write queue drains, and when it goes (with the reason);
+//   - Send(node_id, envelope) to answer on the peer's active connection,
+//     AboveHighWater(node_id) for back-pressure, Disconnect, and SetStored /
+//     SetWanted for finding holders (holdings.h).
 // Discovery messages (Hello, Ping, Pong, Goodbye, PeerExchange) never reach the
 // listener; any other message before the hello exchange closes the connection.
 //
@@ -42,32 +44,14 @@
 #include "discovery/options.h"
 #include "discovery/peer_manager.h"
 #include "discovery/peer_store.h"
+#include "sync/session.h"
 #include "tls/endpoint_uv.h"
 
 namespace cairn::discovery {
 
-// The hook for the layer above. Every method runs on the loop thread.
-class PeerListener {
- public:
-  virtual ~PeerListener() = default;
-  // Hellos exchanged and verified; Send(node_id, ...) works from now on.
-  virtual void OnPeerActive(const std::string& node_id) = 0;
-  // A non-discovery message from an active peer, in order.
-  virtual void OnPeerMessage(const std::string& node_id, wire::Envelope&& message) = 0;
-  // A subscriber (Hello.subscriber: `cairn tail --peer`) is active under `name`
-  // (see SubscriberName): it may subscribe, it never serves. Its messages and its
-  // end come as OnPeerMessage(name) and OnPeerGone(name); Send(name) works.
-  // `read_scope`: the device globs its certificate lets it read (empty: all).
-  virtual void OnSubscriberActive(const std::string& /*name*/,
-                                  const std::vector<std::string>& /*read_scope*/) {}
-  // The peer's write queue fell back to its low-water mark (resume sending).
-  virtual void OnPeerDrained(const std::string& /*node_id*/) {}
-  // A new smoothed round-trip time (microseconds) of an active peer.
-  virtual void OnPeerRtt(const std::string& /*node_id*/, int64_t /*rtt_us*/) {}
-  // The active connection is gone (dead, closed, replaced); Send fails until the
-  // next OnPeerActive. A replaced connection gives OnPeerGone then OnPeerActive.
-  virtual void OnPeerGone(const std::string& node_id, const std::string& reason) = 0;
-};
+// The hook for the layer above (sync/session.h; subscribers are named by
+// SubscriberName). Every method runs on the loop thread.
+using PeerListener = sync::SessionListener;
 
 struct DiscoveryConfig {
   std::string listen_host = "0.0.0.0";
@@ -85,7 +69,7 @@ struct DiscoveryConfig {
   std::function<void(const std::string&)> log;
 };
 
-class Discovery {
+class Discovery final : public sync::PeerSessions {
  public:
   // Closes every open connection (peers and subscribers) whose certificate the
   // TLS context now finds revoked (after Context::LoadCrl), logging each; returns
@@ -102,7 +86,7 @@ class Discovery {
   const Traffic& traffic() const { return traffic_; }
   Discovery(uv_loop_t* loop, std::shared_ptr<const tls::Context> context,
             DiscoveryConfig config, PeerStore* store, Clock* clock);
-  ~Discovery();
+  ~Discovery() override;
   Discovery(const Discovery&) = delete;
   Discovery& operator=(const Discovery&) = delete;
 
@@ -116,14 +100,16 @@ class Discovery {
 
   // Queues `message` on the active connection of `node_id`. FailedPrecondition when
   // the peer is not active; ResourceExhausted from the connection's limits.
-  Status Send(const std::string& node_id, const wire::Envelope& message);
-  bool AboveHighWater(const std::string& node_id) const;
+  Status Send(const std::string& node_id, const wire::Envelope& message) override;
+  bool AboveHighWater(const std::string& node_id) const override;
   // Closes the active connection of `node_id` (a protocol error found by the layer
   // above); the peer goes to lifesupport with `reason` and is retried with backoff.
-  void Disconnect(const std::string& node_id, const std::string& reason);
-  // PeerManager::SetHoldings / SetWanted (holdings.h). Loop thread.
+  void Disconnect(const std::string& node_id, const std::string& reason) override;
+  // The devices stored here, as the bloom filter peers get (MakeHoldings), and
+  // those wanted (PeerManager::SetHoldings / SetWanted, holdings.h). Loop thread.
+  void SetStored(const std::vector<std::string>& devices) override;
   void SetHoldings(wire::Holdings own);
-  void SetWanted(std::vector<std::string> devices);
+  void SetWanted(std::vector<std::string> devices) override;
 
   std::vector<PeerStatus> Snapshot() const;
   std::vector<std::string> ActivePeers() const;

@@ -8,14 +8,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "wire/protocol.h"
+
 namespace cairn::discovery {
 
-// The peer protocol version this build speaks, and the oldest it still accepts. A
-// hello outside [kMinProtocolVersion, kProtocolVersion] is refused with a reason.
-// 2: catalogue summaries (sync/summary.h), which a node of version 1 would take
-// for an empty catalogue.
-inline constexpr uint32_t kProtocolVersion = 2;
-inline constexpr uint32_t kMinProtocolVersion = 2;
+// The peer protocol version (wire/protocol.h).
+inline constexpr uint32_t kProtocolVersion = wire::kProtocolVersion;
+inline constexpr uint32_t kMinProtocolVersion = wire::kMinProtocolVersion;
 // The port a DNS seed's A/AAAA addresses are dialled on when it has no SRV record.
 inline constexpr int kDefaultPort = 7411;
 

@@ -10,6 +10,7 @@
 #include <map>
 #include <utility>
 
+#include "discovery/discovery_uv.h"
 #include "node/dev_certs.h"
 #include "node/log.h"
 

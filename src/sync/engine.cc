@@ -3,6 +3,8 @@
 
 #include <fnmatch.h>
 
+#include <array>
+
 #include "journal/identity.h"
 
 namespace cairn::sync {
@@ -97,11 +99,13 @@ void Engine::OnLocalChange(const journal::StreamInfo& info) {
   Stored& stored = local_[info.device] = info;
   Sum(stored);
   if (added) ++stored_version_;
-  // A scan toward a summary that is past the device sends its new entry with it.
+  // A scan toward a summary that is past the device sends its new entry with it;
+  // past kScanChangedMax such entries, the catalogue goes whole instead.
   for (auto& [peer, p] : peers_) {
-    if (p.scan && p.sending_after && info.device <= *p.sending_after) {
+    if (p.scan && p.sending_after && info.device <= *p.sending_after &&
+        Offers(p, info.device)) {
       p.scan->changed.insert(info.device);
-      if (p.scan->changed.size() > kScanChangedMax) BeginCatalogue(p, Telling::kScan);
+      if (p.scan->changed.size() > kScanChangedMax) BeginCatalogue(p, Telling::kEntries);
     }
   }
   if (!WantedLocal(info.device)) {
@@ -188,7 +192,14 @@ void Engine::BeginCatalogue(Peer& p, Telling telling) {
 
 // Whether the summary's sums are kept already (every device we store, or what we
 // follow) or must be made by a scan; a peer offered few devices gets them whole.
+// A summary only where the peer may hold what we hold: when we follow every
+// device, or what it follows. A node that follows less than its peer stores less
+// than the peer compares with, and every bucket would differ.
 bool Engine::PumpSummary(const std::string& peer, Peer& p) {
+  if (!interest_.all() && !(p.interest == interest_)) {
+    BeginCatalogue(p, Telling::kEntries);
+    return true;
+  }
   const BucketSums* kept = OffersAll(p)                                      ? &all_sums_
                            : p.read_scope.empty() && p.interest == interest_ ? &mine_sums_
                                                                              : nullptr;
@@ -200,18 +211,19 @@ bool Engine::PumpSummary(const std::string& peer, Peer& p) {
     for (; it != local_.end() && scanned < kCatalogueScan; ++it, ++scanned) {
       p.sending_after = it->first;
       if (!Offers(p, it->first)) continue;
-      p.scan->sums.Add(it->second.key);
-      if (p.scan->few.size() < options_.summary_min_entries)
-        p.scan->few.push_back(it->first);
+      ++p.scan->offered;
+      if (p.scan->few.size() < kFewMax) p.scan->few.push_back(it->first);
+      if (it->first != options_.self && it->first != peer)
+        p.scan->sums.Add(it->second.key);
     }
     if (it != local_.end()) return false;  // on the next drain or second
   }
-  const BucketSums& sums = kept != nullptr ? *kept : p.scan->sums;
-  if (sums.count() >= options_.summary_min_entries) {
-    SendSummary(peer, p, sums);
+  const size_t offered = kept != nullptr ? kept->count() : p.scan->offered;
+  if (offered >= options_.summary_min_entries) {
+    SendSummary(peer, p, kept != nullptr ? *kept : p.scan->sums, kept != nullptr);
     return false;
   }
-  if (kept != nullptr) {  // few in all: sent whole, from the first device
+  if (kept != nullptr || offered > p.scan->few.size()) {  // sent whole, in parts
     BeginCatalogue(p, Telling::kEntries);
     return true;
   }
@@ -235,21 +247,29 @@ bool Engine::PumpSummary(const std::string& peer, Peer& p) {
   return false;
 }
 
-void Engine::SendSummary(const std::string& peer, Peer& p, const BucketSums& sums) {
+void Engine::SendSummary(const std::string& peer, Peer& p, const BucketSums& sums,
+                         bool live) {
   wire::Envelope env;
   wire::Catalogue* c = env.mutable_catalogue();
   wire::CatalogueSummary* s = c->mutable_summary();
   const int bits = SummaryBits(sums.count());
+  std::vector<uint64_t> folded = sums.Fold(bits);
+  // Beside the sums, as entries: our own device and the peer's, whose heads move
+  // the most and whose `source` the digests leave out (a scan leaves them out of
+  // its sums; kept sums give them back here), and what changed behind a scan.
+  std::set<std::string> named;
+  if (p.scan) named = std::move(p.scan->changed);
+  for (const std::string* device :
+       std::array<const std::string*, 2>{&options_.self, &peer}) {
+    auto it = local_.find(*device);
+    if (device->empty() || it == local_.end() || !Offers(p, *device)) continue;
+    named.insert(*device);
+    if (live) folded[Coarse(it->second.key.fine, bits)] -= it->second.key.digest;
+  }
   s->set_id(++next_summary_);
   s->set_bits(static_cast<uint32_t>(bits));
   s->set_interest(InterestDigest(p.interest));
-  for (uint64_t sum : sums.Fold(bits)) s->add_sums(sum);
-  // Beside the sums: our own device, of which we are the source (the digests
-  // leave that out), and what changed behind a scan, as entries.
-  std::set<std::string> named;
-  if (p.scan) named = std::move(p.scan->changed);
-  if (auto own = local_.find(options_.self); own != local_.end() && own->second.source)
-    named.insert(options_.self);
+  for (uint64_t sum : folded) s->add_sums(sum);
   for (const auto& device : named) {
     const bool stored = local_.count(device) > 0;
     if (stored ? !Offers(p, device) : !MayRead(p, device)) continue;
@@ -279,7 +299,9 @@ void Engine::PumpCatalogue(const std::string& peer) {
   // a burst that crosses the connection's high-water mark (1 MiB) and no more;
   // OnDrained brings the next one.
   if (high_water_(peer) && pr.sent_first_part) return;
-  if (!pr.sending_after) return;
+  // A restart waits for RetryPaused: what is sent now would be cut to an
+  // interest the peer has already left.
+  if (!pr.sending_after || pr.restart_pending) return;
   if (pr.telling == Telling::kScan && !PumpSummary(peer, pr)) return;
   // An answer sends the buckets asked for alone.
   const bool answer = pr.telling == Telling::kAnswer;
@@ -551,6 +573,18 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
 // sum agrees with ours, our own entries (it holds what we hold there), and the
 // others asked for.
 bool Engine::TakeSummary(const std::string& peer, Peer& p, const wire::Catalogue& c) {
+  const wire::CatalogueSummary& s = c.summary();
+  if (s.bits() > kSummaryFineBits || s.sums_size() != (1 << s.bits()) || s.id() == 0) {
+    Close(peer, "a catalogue summary of " + std::to_string(s.sums_size()) +
+                    " sums for 2^" + std::to_string(s.bits()) + " buckets");
+    return false;
+  }
+  ++catalogue_stats_.summaries_received;
+  // Cut to an interest of ours it had not heard yet: the one for our Interest
+  // follows. Only those compared count toward the rate (each costs a pass over
+  // our catalogue); an honest peer sends at most one a second, as we change our
+  // interest, and one when it becomes active.
+  if (s.interest() != interest_digest_) return false;
   if (p.summary_tick != interest_clock_) {
     p.summary_tick = interest_clock_;
     p.summaries_in_tick = 0;
@@ -560,17 +594,15 @@ bool Engine::TakeSummary(const std::string& peer, Peer& p, const wire::Catalogue
                     std::to_string(kMaxSummariesPerTick) + " a second");
     return false;
   }
-  const wire::CatalogueSummary& s = c.summary();
-  if (s.bits() > kSummaryFineBits || s.sums_size() != (1 << s.bits()) || s.id() == 0) {
-    Close(peer, "a catalogue summary of " + std::to_string(s.sums_size()) +
-                    " sums for 2^" + std::to_string(s.bits()) + " buckets");
-    return false;
-  }
-  ++catalogue_stats_.summaries_received;
-  // Cut to an interest of ours it had not heard yet: the one for our Interest follows.
-  if (s.interest() != interest_digest_) return false;
   const int bits = static_cast<int>(s.bits());
-  const std::vector<uint64_t> ours = mine_sums_.Fold(bits);
+  std::vector<uint64_t> ours = mine_sums_.Fold(bits);
+  // The devices it names beside the sums (its own and ours) are not in them.
+  for (const auto& e : c.entries()) {
+    if (e.device() != peer && e.device() != options_.self) continue;
+    auto it = local_.find(e.device());
+    if (it != local_.end() && it->second.mine)
+      ours[Coarse(it->second.key.fine, bits)] -= it->second.key.digest;
+  }
   std::string want((ours.size() + 7) / 8, '\0');
   uint64_t differ = 0;
   for (size_t i = 0; i < ours.size(); ++i) {
@@ -831,7 +863,7 @@ void Engine::OnForgotten(const std::string& device, const Status& status) {
   ++stored_version_;
   dirty_.insert(device);  // a `gone` delta: peers following it through us replan
   for (auto& [peer, p] : peers_) {
-    if (p.scan && p.sending_after && device <= *p.sending_after)
+    if (p.scan && p.sending_after && device <= *p.sending_after && MayRead(p, device))
       p.scan->changed.insert(device);
   }
   for (auto& [peer, p] : peers_) p.serving.erase(device);

@@ -10,7 +10,7 @@
 // subscribes through (see planner.h) and applies what arrives strictly in order,
 // one journal write at a time, granting credit back as writes complete.
 //
-// A subscriber (discovery's OnSubscriberActive: `cairn tail --peer`) is served
+// A subscriber (SessionListener::OnSubscriberActive: `cairn tail --peer`) is served
 // like a peer and told our catalogue and its changes, but it is never a source:
 // its catalogue is ignored, it is never planned for a device, and it does not
 // count as a peer that reported its heads to the restore guard.
@@ -184,7 +184,7 @@ class Engine {
   // The kForget of `device` ran (`status`: how it went).
   void OnForgotten(const std::string& device, const Status& status);
   // Devices this node follows that no active peer offers (an empty catalogue
-  // entry counts as none): for discovery to find a holder (see holdings.h).
+  // entry counts as none): for the transport to find a holder (session.h).
   std::vector<std::string> Unheld() const;
   // The devices stored here, and a number that changes when that set does.
   std::vector<std::string> StoredDevices() const;
@@ -386,16 +386,19 @@ class Engine {
   // neither every device nor ours), paced like a catalogue. Devices that change
   // behind the scan are sent as entries with the summary.
   struct SummaryScan {
-    BucketSums sums;
+    BucketSums sums;  // all offered but the two named devices (SendSummary)
+    size_t offered = 0;
     std::set<std::string> changed;
-    // The first summary_min_entries offered: sent whole if no more are found.
+    // The first kFewMax offered: sent whole if the scan finds no more.
     std::vector<std::string> few;
   };
-  // Changes behind a scan past which it starts over (each is an entry sent).
+  // Changes behind a scan past which the catalogue goes whole instead (each
+  // would be an entry beside the summary).
   static constexpr size_t kScanChangedMax = 4096;
-  // Summaries a peer may send per RetryPaused call (second): an honest one sends
-  // one when it becomes active and one per change of our interest, which we make
-  // at most once a second; each costs us a pass over our catalogue.
+  static constexpr size_t kFewMax = 256;
+  // Summaries cut to our interest a peer may send per RetryPaused call (second):
+  // an honest one sends one when it becomes active and one per change of our
+  // interest, at most one a second; each costs us a pass over our catalogue.
   static constexpr int kMaxSummariesPerTick = 4;
   struct Peer {
     bool subscriber = false;              // serve it; never follow through it
@@ -436,7 +439,8 @@ class Engine {
   void BeginCatalogue(Peer& p, Telling telling);
   // A kScan step; true when what is left is entries (a small catalogue).
   bool PumpSummary(const std::string& peer, Peer& p);
-  void SendSummary(const std::string& peer, Peer& p, const BucketSums& sums);
+  // `live`: `sums` are kept current (all_sums_, mine_sums_), not a scan's.
+  void SendSummary(const std::string& peer, Peer& p, const BucketSums& sums, bool live);
   // A peer's summary: false when it was ignored or the peer closed.
   bool TakeSummary(const std::string& peer, Peer& p, const wire::Catalogue& c);
   void OnCatalogueWant(const std::string& peer, const wire::CatalogueWant& w);

@@ -3,8 +3,8 @@
 #include <utility>
 
 #include "base/check.h"
-#include "discovery/options.h"
 #include "journal/identity.h"
+#include "wire/protocol.h"
 
 namespace cairn::sync {
 namespace {
@@ -60,7 +60,7 @@ void Subscriber::OnOpen(const std::string& peer_id) {
   wire::Envelope m;
   wire::Hello* hello = m.mutable_hello();
   hello->set_node_id(options_.self_id);
-  hello->set_protocol_version(discovery::kProtocolVersion);
+  hello->set_protocol_version(wire::kProtocolVersion);
   hello->set_time_us(clock_->NowMicros());
   hello->set_subscriber(true);
   Send(std::move(m));
@@ -115,7 +115,7 @@ void Subscriber::OnHello(const wire::Hello& hello) {
   } else if (hello.node_id() != peer_id_) {
     wrong = "its hello names node '" + hello.node_id() + "' but its certificate says '" +
             peer_id_ + "'";
-  } else if (v < discovery::kMinProtocolVersion || v > discovery::kProtocolVersion) {
+  } else if (v < wire::kMinProtocolVersion || v > wire::kProtocolVersion) {
     wrong = "incompatible protocol version " + std::to_string(v);
   } else if (hello.subscriber()) {
     wrong = "it is a subscriber, not a node";

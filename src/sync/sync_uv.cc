@@ -3,8 +3,6 @@
 #include <cstdio>
 #include <memory>
 
-#include "discovery/holdings.h"
-
 namespace cairn::sync {
 
 // One journal job on the thread pool; owns its uv_work_t and is freed in AfterWork.
@@ -19,11 +17,11 @@ struct SyncNode::Work {
   uint64_t deleted = 0;        // kRetain
 };
 
-SyncNode::SyncNode(uv_loop_t* loop, journal::Journal* journal,
-                   discovery::Discovery* discovery, SyncOptions options)
+SyncNode::SyncNode(uv_loop_t* loop, journal::Journal* journal, PeerSessions* sessions,
+                   SyncOptions options)
     : loop_(loop),
       journal_(journal),
-      discovery_(discovery),
+      sessions_(sessions),
       options_(options),
       engine_(options) {
   log_ = [](const std::string& line) {
@@ -83,7 +81,7 @@ void SyncNode::Start() {
   }
   handles_open_ = 5;
   engine_.set_high_water(
-      [this](const std::string& peer) { return discovery_->AboveHighWater(peer); });
+      [this](const std::string& peer) { return sessions_->AboveHighWater(peer); });
   // One signature check per snapshot received, on the loop: before its chunks.
   engine_.set_snapshot_header_check(
       [this](const std::string& cert_der, const wire::SnapshotHeader& h) {
@@ -249,18 +247,18 @@ void SyncNode::SetInterest(Interest interest) {
   UpdateHoldings();
 }
 
-// Tells discovery what we store (when that changed) and what we follow that no
-// peer offers, so that it can dial a holder.
+// Tells the transport what we store (when that changed) and what we follow that
+// no peer offers, so that it can find a holder.
 void SyncNode::UpdateHoldings() {
   if (stopping_) return;
   if (engine_.stored_version() != holdings_version_) {
     holdings_version_ = engine_.stored_version();
-    discovery_->SetHoldings(discovery::MakeHoldings(engine_.StoredDevices()));
+    sessions_->SetStored(engine_.StoredDevices());
   }
   std::vector<std::string> unheld = engine_.Unheld();
   if (!unheld.empty() || !wanted_.empty()) {
     wanted_ = unheld;
-    discovery_->SetWanted(std::move(unheld));
+    sessions_->SetWanted(std::move(unheld));
   }
 }
 
@@ -310,7 +308,7 @@ void SyncNode::Perform() {
       switch (a.kind) {
         case Action::Kind::kSend: {
           if (outbound_filter_) outbound_filter_(a.peer, a.message);
-          Status s = discovery_->Send(a.peer, a.message);
+          Status s = sessions_->Send(a.peer, a.message);
           if (!s.ok() && s.code() != Status::Code::kFailedPrecondition) {
             log_("send to " + a.peer + " failed: " + s.ToString());
             const auto& m = a.message;
@@ -319,8 +317,8 @@ void SyncNode::Perform() {
               // What follows would leave a gap (in a stream, in a catalogue):
               // start over (the subscriber resubscribes after what it holds, the
               // catalogue is sent again) rather than skip.
-              discovery_->Disconnect(a.peer, "could not queue stream data (" +
-                                                 s.message() + "); starting over");
+              sessions_->Disconnect(a.peer, "could not queue stream data (" +
+                                                s.message() + "); starting over");
             }
           }
           break;
@@ -332,7 +330,7 @@ void SyncNode::Perform() {
           break;
         case Action::Kind::kClose:
           log_("closing " + a.peer + ": " + a.reason);
-          discovery_->Disconnect(a.peer, a.reason);
+          sessions_->Disconnect(a.peer, a.reason);
           break;
         case Action::Kind::kLog:
           log_(a.reason);
@@ -384,7 +382,7 @@ void SyncNode::AfterFork(Work& w) {
     m.mutable_fork_notice()->set_device(a.device);
     for (auto& r : w.delivery.records)
       *m.mutable_fork_notice()->add_records() = std::move(r);
-    if (discovery_->Send(a.peer, m).ok()) {
+    if (sessions_->Send(a.peer, m).ok()) {
       log_("told " + a.peer + ", the source of " + a.device +
            ", that its device forked at seq " + std::to_string(w.fork_seq));
     }

@@ -1,5 +1,6 @@
 // SyncNode: runs the sync Engine of one node on a libuv loop. It is the
-// PeerListener of the node's Discovery, sends through it, and runs the journal
+// SessionListener of the node's peer sessions (session.h: discovery's mesh),
+// sends through them, and runs the journal
 // work the engine asks for (cursor reads, Apply, InstallSnapshot) on libuv's
 // thread pool, so the loop never waits for the disk. Journal commits (from any
 // thread) reach the loop through one uv_async_t and become catalogue deltas and
@@ -7,7 +8,7 @@
 // added to a served device come along (the journal's commit tap), so a live
 // subscriber gets them without a thread-pool read.
 //
-//   SyncNode sync(loop, &journal, &discovery);
+//   SyncNode sync(loop, &journal, &discovery);  // any PeerSessions
 //   discovery.set_listener(&sync);
 //   sync.Start();
 //   ...
@@ -15,7 +16,7 @@
 //
 // Thread-safety: the loop thread only, except that the journal's commit listener
 // it installs runs on journal threads (it only queues and wakes the loop).
-// Ownership: loop, journal and discovery must outlive the SyncNode.
+// Ownership: loop, journal and sessions must outlive the SyncNode.
 // REQUIRES before destruction: Start was never called, or Stop's `done` has run.
 #pragma once
 
@@ -29,15 +30,15 @@
 #include <string_view>
 #include <vector>
 
-#include "discovery/discovery_uv.h"
 #include "journal/journal.h"
 #include "sync/engine.h"
+#include "sync/session.h"
 
 namespace cairn::sync {
 
-class SyncNode final : public discovery::PeerListener {
+class SyncNode final : public SessionListener {
  public:
-  SyncNode(uv_loop_t* loop, journal::Journal* journal, discovery::Discovery* discovery,
+  SyncNode(uv_loop_t* loop, journal::Journal* journal, PeerSessions* sessions,
            SyncOptions options = {});
   ~SyncNode() override;
   SyncNode(const SyncNode&) = delete;
@@ -95,7 +96,7 @@ class SyncNode final : public discovery::PeerListener {
 
   uv_loop_t* loop_;
   journal::Journal* journal_;
-  discovery::Discovery* discovery_;
+  PeerSessions* sessions_;
   SyncOptions options_;
   Engine engine_;
   uv_async_t async_;

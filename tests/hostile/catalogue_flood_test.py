@@ -15,12 +15,14 @@ victims hear it:
 After each: an honest append at src still reaches the victim.
 
 Then catalogue summaries (sync/summary.h), which cost the receiver a pass over
-its own catalogue each: a want for a summary never sent is ignored; an answer
-nobody asked for, a summary of the wrong shape, and summaries faster than four
-a second close mallory with the reason; the honest stream still arrives.
+its own catalogue each: a want for a summary never sent and summaries cut to
+another interest are ignored; an answer nobody asked for, a summary of the
+wrong shape, and summaries faster than four a second close mallory with the
+reason; the honest stream still arrives.
 
     catalogue_flood_test.py CAIRND CAIRN CERTS_DIR
 """
+import hashlib
 import json
 import os
 import struct
@@ -50,12 +52,20 @@ def parts():
 CATALOGUE_WANT = 16
 
 
-def summary(sid, bits, sums=None):
-    """A Catalogue carrying a CatalogueSummary of 2^bits sums (or `sums` of them)."""
+def interest_digest(patterns):
+    """sync::InterestDigest: the first 8 bytes of SHA-256 of the sorted patterns,
+    each followed by a newline, read big-endian."""
+    d = hashlib.sha256(b"".join(p.encode() + b"\n" for p in sorted(patterns))).digest()
+    return int.from_bytes(d[:8], "big")
+
+
+def summary(sid, bits, sums=None, interest=("src",)):
+    """A Catalogue carrying a CatalogueSummary of 2^bits sums (or `sums` of them),
+    cut to `interest` (narrow's: a summary cut to another is ignored)."""
     n = (1 << bits) if sums is None else sums
     packed = b"".join(struct.pack("<Q", 0x9E3779B97F4A7C15 * (i + 1) % 2**64) for i in range(n))
-    body = (field_uint(1, sid) + field_uint(2, bits) + b"\x19" + struct.pack("<Q", 1) +
-            field_bytes(4, packed))
+    body = (field_uint(1, sid) + field_uint(2, bits) + b"\x19" +
+            struct.pack("<Q", interest_digest(interest)) + field_bytes(4, packed))
     return envelope(CATALOGUE, field_bytes(5, body))
 
 
@@ -138,6 +148,8 @@ def main():
         mallory_says("a summary of 2^13 buckets", [summary(1, 13)], "a catalogue summary of")
         mallory_says("a summary with a sum missing", [summary(1, 4, sums=15)],
                      "a catalogue summary of 15 sums")
+        mallory_says("ten summaries cut to another interest: ignored",
+                     [summary(i + 1, 12, interest=("*",)) for i in range(10)], None)
         mallory_says("ten summaries of 4,096 sums at once",
                      [summary(i + 1, 12) for i in range(10)],
                      "catalogue summaries faster than 4 a second")

@@ -6,10 +6,10 @@
 
 #include <functional>
 
-#include "discovery/options.h"
 #include "testutil/manual_clock.h"
 #include "testutil/pki.h"
 #include "testutil/status_matchers.h"
+#include "wire/protocol.h"
 
 namespace cairn::sync {
 namespace {
@@ -60,7 +60,7 @@ class SubscriberTest : public ::testing::Test {
   void NodeHello(const std::string& id = "node") {
     wire::Envelope m;
     m.mutable_hello()->set_node_id(id);
-    m.mutable_hello()->set_protocol_version(cairn::discovery::kProtocolVersion);
+    m.mutable_hello()->set_protocol_version(cairn::wire::kProtocolVersion);
     sub_->OnMessage(m);
   }
   void Catalogue(const std::string& device, uint64_t last, bool full = true) {
