@@ -67,8 +67,8 @@ wire::CatalogueEntry Engine::LocalEntry(const std::string& device) const {
   return e;
 }
 
-void Engine::Sum(Stored& s) {
-  s.key = KeyOf(s.device, FineBucket(s.device), s.last, s.groups);
+void Engine::Sum(Stored& s, std::optional<uint32_t> fine) {
+  s.key = KeyOf(s.device, fine ? *fine : FineBucket(s.device), s.last, s.groups);
   // A stream that holds nothing yet adds nothing: a peer does not store it (there
   // is nothing to fetch), and the delta of its first event names it.
   if (s.last == 0 && s.snapshot == 0) s.key.digest = 0;
@@ -84,20 +84,29 @@ void Engine::Unsum(const Stored& s) {
 
 void Engine::SetLocal(const std::vector<journal::StreamInfo>& catalogue) {
   for (const auto& info : catalogue) {
-    if (auto it = local_.find(info.device); it != local_.end()) Unsum(it->second);
+    std::optional<uint32_t> fine;
+    if (auto it = local_.find(info.device); it != local_.end()) {
+      Unsum(it->second);
+      fine = it->second.key.fine;
+    }
     Stored& stored = local_[info.device] = info;
-    Sum(stored);
+    Sum(stored, fine);
   }
   ++stored_version_;
 }
 
 void Engine::OnLocalChange(const journal::StreamInfo& info) {
   ++activity_;
+  // One SHA-256 per commit (the digest), not two: the bucket is the old one.
   auto old = local_.find(info.device);
   const bool added = old == local_.end();
-  if (!added) Unsum(old->second);
+  std::optional<uint32_t> fine;
+  if (!added) {
+    Unsum(old->second);
+    fine = old->second.key.fine;
+  }
   Stored& stored = local_[info.device] = info;
-  Sum(stored);
+  Sum(stored, fine);
   if (added) ++stored_version_;
   // A scan toward a summary that is past the device sends its new entry with it;
   // past kScanChangedMax such entries, the catalogue goes whole instead.

@@ -530,8 +530,9 @@ class Engine {
     SummaryKey key;
     bool mine = false;  // the interest matches it: in mine_sums_
   };
-  // Puts `s` into the sums (Sum) or takes it out (Unsum).
-  void Sum(Stored& s);
+  // Puts `s` into the sums (Sum) or takes it out (Unsum). `fine`: its bucket
+  // when known already (it depends on the id alone), else computed.
+  void Sum(Stored& s, std::optional<uint32_t> fine = std::nullopt);
   void Unsum(const Stored& s);
   std::map<std::string, Stored> local_;
   BucketSums all_sums_;   // every stored stream
