@@ -131,13 +131,14 @@ Result<std::string> ReadFileToString(const std::string& path) {
 
 DevicePublicKey::DevicePublicKey(std::string device, std::string cert_der, PkeyPtr key,
                                  std::string raw, int64_t not_before_us,
-                                 int64_t not_after_us)
+                                 int64_t not_after_us, std::vector<std::string> groups)
     : device_(std::move(device)),
       cert_der_(std::move(cert_der)),
       key_(std::move(key)),
       raw_(std::move(raw)),
       not_before_us_(not_before_us),
-      not_after_us_(not_after_us) {}
+      not_after_us_(not_after_us),
+      groups_(std::move(groups)) {}
 
 Status DevicePublicKey::ValidAt(int64_t time_us) const {
   // Only the end: a renewal's start postdates what the key signed before it, and a
@@ -224,7 +225,8 @@ Result<std::shared_ptr<const DevicePublicKey>> CertAuthority::VerifyDevice(
   return std::make_shared<const DevicePublicKey>(
       cn, ToDer(cert.get()), std::move(key), std::move(raw),
       AsnTimeMicros(X509_get0_notBefore(cert.get()), INT64_MIN),
-      AsnTimeMicros(X509_get0_notAfter(cert.get()), INT64_MAX));
+      AsnTimeMicros(X509_get0_notAfter(cert.get()), INT64_MAX),
+      SanUrisWithPrefix(cert.get(), "cairn-group:", 32));
 }
 
 DeviceSigner::DeviceSigner(std::shared_ptr<const DevicePublicKey> pub, PkeyPtr priv)

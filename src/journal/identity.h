@@ -44,7 +44,8 @@ std::vector<std::string> DeviceGroups(std::string_view cert_der);
 class DevicePublicKey {
  public:
   DevicePublicKey(std::string device, std::string cert_der, PkeyPtr key, std::string raw,
-                  int64_t not_before_us = INT64_MIN, int64_t not_after_us = INT64_MAX);
+                  int64_t not_before_us = INT64_MIN, int64_t not_after_us = INT64_MAX,
+                  std::vector<std::string> groups = {});
   const std::string& device() const { return device_; }
   const std::string& cert_der() const { return cert_der_; }
   // The 32 raw Ed25519 public key bytes (the chain's genesis depends on them).
@@ -52,6 +53,8 @@ class DevicePublicKey {
   bool Verify(std::string_view message, std::string_view sig) const;
   int64_t not_before_us() const { return not_before_us_; }
   int64_t not_after_us() const { return not_after_us_; }
+  // The groups the certificate names (DeviceGroups), read when it was verified.
+  const std::vector<std::string>& groups() const { return groups_; }
   // Ok when the certificate had not expired at `time_us`; else why not. (Its
   // start is not enforced: see identity.cc.)
   Status ValidAt(int64_t time_us) const;
@@ -63,6 +66,7 @@ class DevicePublicKey {
   std::string raw_;
   int64_t not_before_us_;
   int64_t not_after_us_;
+  std::vector<std::string> groups_;
 };
 
 // The network CA (one or more CA certificates: during a rollover, the old and the

@@ -19,8 +19,10 @@ struct StreamState {
   wire::StreamMeta meta;
   std::shared_ptr<const DevicePublicKey> key;  // set once the cert was verified
   int64_t last_snapshot_mono_us = 0;
-  // The groups meta.device_cert names (DeviceGroups), parsed once per certificate.
+  // The groups meta.device_cert names (DeviceGroups): the verified key's when it
+  // is that certificate's, else parsed once per certificate.
   const std::vector<std::string>& Groups() const {
+    if (key && key->cert_der() == meta.device_cert()) return key->groups();
     if (groups_of_ != meta.device_cert()) {
       groups_of_ = meta.device_cert();
       groups_ = DeviceGroups(groups_of_);
@@ -122,7 +124,9 @@ class KvOverlay {
 struct Group {
   explicit Group(const Store* store) : kv(store) {}
   leveldb::WriteBatch batch;
-  std::map<std::string, wire::StreamMeta> metas;              // working copies
+  std::map<std::string, wire::StreamMeta> metas;  // working copies
+  // The verified key of each applied stream: a new one is not verified again.
+  std::map<std::string, std::shared_ptr<const DevicePublicKey>> keys;
   std::map<std::string, std::vector<PendingRecord>> records;  // new, per device
   KvOverlay kv;
   std::deque<std::string> owned_bodies;  // for applied records; never relocates

@@ -213,6 +213,7 @@ Result<ApplyOutcome> Journal::DoApply(Op& op) {
   out.pending = op.records.size() - static_cast<size_t>(signed_at) - 1;
   out.last = meta.last();
   group.metas[device] = meta;
+  group.keys[device] = key;
   internal::EncodeGroup(group);
   CAIRN_RETURN_IF_ERROR(store_->Write(&group.batch, options_.sync_writes));
   if (out.applied > 0) {

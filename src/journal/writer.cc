@@ -416,6 +416,11 @@ void Journal::FinishCommit(const std::map<std::string, wire::StreamMeta>& metas,
       auto& s = streams_[device];
       if (!s) s = std::make_unique<internal::StreamState>();
       s->meta = meta;
+      if (!group) continue;
+      if (auto k = group->keys.find(device);
+          k != group->keys.end() && k->second->cert_der() == meta.device_cert()) {
+        s->key = k->second;
+      }
     }
     listener = listener_;
     tap = tap_;

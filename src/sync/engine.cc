@@ -706,58 +706,69 @@ void Engine::Replan(const std::set<std::string>* only) {
     return WouldGap(device, peer, e);
   };
   if (only == nullptr) {
-    for (const auto& [device, info] : local_) in.local[device] = LocalEntry(device);
+    for (const auto& [device, info] : local_) in.local[device] = {info.last, info.source};
   } else {
     for (const auto& device : *only) {
-      if (local_.count(device)) in.local[device] = LocalEntry(device);
+      if (auto l = local_.find(device); l != local_.end())
+        in.local[device] = {l->second.last, l->second.source};
     }
   }
   // A guarded device of ours is followed like any other until the guard lifts.
   for (const auto& device : guarded_) {
-    if (wanted(device)) in.local[device].set_source(false);
+    if (wanted(device)) in.local[device].source = false;
   }
   for (const auto& [peer, p] : peers_) {
     if (p.subscriber) continue;
-    PeerCatalogue& cat = in.peers[peer];
+    PeerOffers& cat = in.peers[peer];
     cat.rtt_us = p.catalogue.rtt_us;
     if (only == nullptr) {
       for (const auto& [device, e] : p.catalogue.entries) {
         if (!excluded(device, peer, e))
-          cat.entries.emplace_hint(cat.entries.end(), device, e);
+          cat.offers.emplace_hint(cat.offers.end(), device, OfferOf(e));
       }
     } else {
       for (const auto& device : *only) {
         auto e = p.catalogue.entries.find(device);
         if (e != p.catalogue.entries.end() && !excluded(device, peer, e->second)) {
-          cat.entries.emplace(device, e->second);
+          cat.offers.emplace(device, OfferOf(e->second));
         }
       }
     }
   }
-  for (const auto& [device, f] : following_) {
-    if (wanted(device)) in.current[device] = f.peer;
-  }
+  // Walk what was named, not every follow: a delta costs what it names.
+  auto each_follow = [&](auto&& fn) {
+    if (only == nullptr) {
+      for (const auto& [device, f] : following_) fn(device, f);
+    } else {
+      for (const auto& device : *only) {
+        if (auto f = following_.find(device); f != following_.end())
+          fn(device, f->second);
+      }
+    }
+  };
+  each_follow(
+      [&](const std::string& device, const Follow& f) { in.current[device] = f.peer; });
   in.switch_margin = options_.switch_margin;
   in.rtt_switch_min_us = options_.rtt_switch_min_us;
   const auto plan = Plan(in);
   // A follow whose peer no longer offers the device (it dropped it, or its new
   // full catalogue lacks it) and that no other peer offers: left.
   std::vector<std::string> orphaned;
-  for (const auto& [device, f] : following_) {
-    if (!wanted(device) || f.peer.empty() || plan.count(device)) continue;
+  each_follow([&](const std::string& device, const Follow& f) {
+    if (f.peer.empty() || plan.count(device)) return;
     // A peer whose full catalogue is still arriving (in parts) has not said yet.
     auto p = peers_.find(f.peer);
     if (p == peers_.end() ||
         (!p->second.catalogue_in_parts && !p->second.catalogue.entries.count(device))) {
       orphaned.push_back(device);
     }
-  }
+  });
   for (const auto& device : orphaned) Unfollow(device);
   for (const auto& [device, peer] : plan) {
     if (auto p = paused_.find(device); p != paused_.end() && p->second.wait > 0) continue;
     if (forgetting_.count(device)) continue;  // OnForgotten replans it
     if (guarded_.count(device) &&
-        in.peers[peer].entries[device].last() <= LocalLast(device)) {
+        in.peers[peer].offers[device].last <= LocalLast(device)) {
       continue;  // nothing to catch up from that peer
     }
     auto it = following_.find(device);

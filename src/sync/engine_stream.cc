@@ -587,11 +587,11 @@ void Engine::RetryPaused() {
     forget_failed_ = false;
     ForgetUnwanted();
   }
-  bool retry = false;
+  std::set<std::string> retry;
   for (auto& [device, p] : paused_) {
-    if (p.wait > 0 && --p.wait == 0) retry = true;
+    if (p.wait > 0 && --p.wait == 0) retry.insert(device);
   }
-  if (retry) Replan();
+  if (!retry.empty()) Replan(&retry);
 }
 
 void Engine::OnApplyDone(const std::string& peer, const std::string& device,

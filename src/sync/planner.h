@@ -27,10 +27,23 @@ struct PeerCatalogue {
   int64_t rtt_us = 0;                                   // 0: unknown
 };
 
+// What the plan reads of a catalogue entry (a full replan of 10,000 devices and
+// 8 peers copies these, not 80,000 entries with their hashes and groups).
+struct Offer {
+  uint64_t last = 0;
+  bool source = false;
+};
+inline Offer OfferOf(const wire::CatalogueEntry& e) { return {e.last(), e.source()}; }
+
+struct PeerOffers {
+  std::map<std::string, Offer> offers;  // by device
+  int64_t rtt_us = 0;                   // 0: unknown
+};
+
 struct PlanInput {
-  std::map<std::string, wire::CatalogueEntry> local;  // our own catalogue
-  std::map<std::string, PeerCatalogue> peers;         // active peers only
-  std::map<std::string, std::string> current;         // device -> peer now
+  std::map<std::string, Offer> local;          // our own catalogue
+  std::map<std::string, PeerOffers> peers;     // active peers only
+  std::map<std::string, std::string> current;  // device -> peer now
   uint64_t switch_margin = 64;
   int64_t rtt_switch_min_us = 1000;
 };

@@ -17,7 +17,7 @@ wire::CatalogueEntry Entry(const std::string& device, uint64_t last,
 class PlannerTest : public ::testing::Test {
  protected:
   void Has(const std::string& peer, wire::CatalogueEntry e, int64_t rtt_us = 0) {
-    in_.peers[peer].entries[e.device()] = e;
+    in_.peers[peer].offers[e.device()] = OfferOf(e);
     in_.peers[peer].rtt_us = rtt_us;
   }
   std::map<std::string, std::string> Plan() { return sync::Plan(in_); }
@@ -44,7 +44,7 @@ TEST_F(PlannerTest, TiesAreBrokenTheSameWayEveryTime) {
 }
 
 TEST_F(PlannerTest, NeverPlansADeviceThisNodeIsTheSourceOf) {
-  in_.local["mine"] = Entry("mine", 10, true);
+  in_.local["mine"] = OfferOf(Entry("mine", 10, true));
   Has("p", Entry("mine", 20));
   EXPECT_EQ(Plan().count("mine"), 0u);
 }
@@ -64,12 +64,12 @@ TEST_F(PlannerTest, KeepsTheCurrentPeerUnlessAnotherIsAheadByTheMargin) {
 // peer that can send nothing (found with a renewed device certificate, where a
 // and d stayed at 3 of 5 behind each other for good).
 TEST_F(PlannerTest, LeavesAPeerThatHoldsNothingWeLackForOneThatDoes) {
-  in_.local["d"] = Entry("d", 3);
+  in_.local["d"] = OfferOf(Entry("d", 3));
   Has("relay", Entry("d", 3));
   Has("ahead", Entry("d", 5));
   in_.current["d"] = "relay";
   EXPECT_EQ(Plan()["d"], "ahead");
-  in_.local["d"] = Entry("d", 2);  // the relay still has one for us: keep it
+  in_.local["d"] = OfferOf(Entry("d", 2));  // the relay still has one for us: keep it
   EXPECT_EQ(Plan()["d"], "relay");
 }
 
