@@ -4,6 +4,7 @@
 #include <future>
 
 #include "base/bytes.h"
+#include "base/plant.h"
 #include "journal/chain.h"
 #include "journal/journal_internal.h"
 
@@ -377,7 +378,8 @@ void Journal::RunAppendGroup(std::vector<std::unique_ptr<Op>>& ops) {
   if (status.ok() && !group.metas.empty()) {
     SignGroup(group);
     internal::EncodeGroup(group);
-    status = store_->Write(&group.batch, options_.sync_writes);
+    status = store_->Write(&group.batch,
+                           options_.sync_writes && !plant::On("ack-before-durable"));
     // LevelDB keeps a failure of its background compaction for every later write:
     // after a few in a row the journal stops, as for any other failed write.
     open_file_failures_ =

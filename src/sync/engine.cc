@@ -5,6 +5,7 @@
 
 #include <array>
 
+#include "base/plant.h"
 #include "journal/identity.h"
 
 namespace cairn::sync {
@@ -52,6 +53,11 @@ void Engine::Close(std::string peer, const std::string& reason) {
 uint64_t Engine::LocalLast(const std::string& device) const {
   auto it = local_.find(device);
   return it == local_.end() ? 0 : it->second.last;
+}
+
+uint64_t Engine::LocalSnapshot(const std::string& device) const {
+  auto it = local_.find(device);
+  return it == local_.end() ? 0 : it->second.snapshot;
 }
 
 wire::CatalogueEntry Engine::LocalEntry(const std::string& device) const {
@@ -379,7 +385,14 @@ bool Engine::MayRead(const Peer& p, const std::string& device) {
 }
 
 void Engine::OnPeerGone(const std::string& peer) {
-  if (!peers_.erase(peer)) return;
+  auto gone = peers_.find(peer);
+  if (gone == peers_.end()) return;
+  std::map<std::string, std::map<std::string, uint64_t>> heads;
+  HeadsOf(peer, gone->second, &heads);
+  for (auto& [device, by_peer] : heads) {
+    for (auto& [node, last] : by_peer) departed_heads_[device][node] = last;
+  }
+  peers_.erase(gone);
   ++activity_;
   std::erase_if(gapped_, [&](const auto& dp) { return dp.second == peer; });
   for (auto it = following_.begin(); it != following_.end();) {
@@ -567,6 +580,7 @@ void Engine::OnCatalogue(const std::string& peer, const wire::Catalogue& c) {
   if (whole && !p.catalogue_whole) {
     p.catalogue_whole = true;
     heard_.insert(peer);
+    new_followers_ = true;
   }
   if (whole) {
     Replan();
@@ -941,14 +955,19 @@ void Engine::FollowThrough(const std::string& device, const std::string& peer) {
   wire::Envelope sub;
   sub.mutable_subscribe()->set_device(device);
   sub.mutable_subscribe()->set_sub(f.sub);
-  sub.mutable_subscribe()->set_from(LocalLast(device) + 1);
+  sub.mutable_subscribe()->set_from(LocalLast(device) +
+                                    (plant::On("catchup-off-by-one") ? 2 : 1));
   sub.mutable_subscribe()->set_credit(options_.initial_credit_bytes);
+  sub.mutable_subscribe()->set_snapshot(LocalSnapshot(device));
   Send(peer, std::move(sub));
 }
 
 void Engine::Guard(const std::set<std::string>& devices, size_t expected_peers) {
   guarded_ = devices;
   guard_expected_peers_ = expected_peers;
+  if (plant::On("release-guard-at-once")) {
+    for (const auto& device : devices) Release(device, "planted: released at once");
+  }
   CheckGuard();
 }
 
@@ -1024,11 +1043,18 @@ bool Engine::WouldGap(const std::string& device, const std::string& peer,
 
 std::string Engine::Stalled(const std::string& device) const {
   auto local = local_.find(device);
-  if (local == local_.end() || local->second.last == 0 || following_.count(device)) {
-    return "";
-  }
+  if (local == local_.end() || local->second.last == 0) return "";
   if (local->second.source && !guarded_.count(device)) return "";  // ours, appending
   const uint64_t ours = local->second.last;
+  // Followed through a peer that holds more: moving. Through one that holds no
+  // more than we do (the only peer the plan could take), it is as stuck as not
+  // following: two such relays would each wait for the other.
+  if (auto f = following_.find(device); f != following_.end()) {
+    auto p = peers_.find(f->second.peer);
+    if (p == peers_.end()) return "";
+    auto e = p->second.catalogue.entries.find(device);
+    if (e == p->second.catalogue.entries.end() || e->second.last() > ours) return "";
+  }
   uint64_t best = 0, first = 0;
   for (const auto& [peer, p] : peers_) {
     if (p.subscriber) continue;
@@ -1055,21 +1081,40 @@ void Engine::AcceptGap(const std::string& device) {
   Replan();
 }
 
-std::map<std::string, std::map<std::string, uint64_t>> Engine::FollowerHeads() const {
-  std::map<std::string, std::map<std::string, uint64_t>> out;
-  for (const auto& [peer, p] : peers_) {
-    if (p.subscriber) continue;
-    for (const auto& [device, e] : p.catalogue.entries) {
-      if (local_.count(device)) out[device][peer] = e.last();
-    }
-    if (!p.catalogue_whole) continue;
-    // Every node replicates every device: one its whole catalogue lacks (a new
-    // device, a wiped peer) it holds nothing of yet.
-    for (const auto& [device, info] : local_) {
-      if (!p.catalogue.entries.count(device)) out[device][peer] = 0;
-    }
+void Engine::HeadsOf(const std::string& peer, const Peer& p,
+                     std::map<std::string, std::map<std::string, uint64_t>>* out) const {
+  if (p.subscriber) return;
+  for (const auto& [device, e] : p.catalogue.entries) {
+    if (local_.count(device)) (*out)[device][peer] = e.last();
   }
+  if (!p.catalogue_whole) return;
+  // Every node replicates every device: one its whole catalogue lacks (a new
+  // device, a wiped peer) it holds nothing of yet.
+  for (const auto& [device, info] : local_) {
+    if (!p.catalogue.entries.count(device)) (*out)[device][peer] = 0;
+  }
+}
+
+std::map<std::string, std::map<std::string, uint64_t>> Engine::FollowerHeads() const {
+  // Peers that left since the last pass count with what they last reported: a
+  // follower connected only between two passes is still a follower.
+  std::map<std::string, std::map<std::string, uint64_t>> out = departed_heads_;
+  for (const auto& [peer, p] : peers_) HeadsOf(peer, p, &out);
   return out;
+}
+
+void Engine::OnFollowersNoted(
+    const std::map<std::string, std::map<std::string, uint64_t>>& noted) {
+  for (auto d = departed_heads_.begin(); d != departed_heads_.end();) {
+    auto n = noted.find(d->first);
+    if (n != noted.end()) {
+      std::erase_if(d->second, [&](const auto& ph) {
+        auto it = n->second.find(ph.first);
+        return it != n->second.end() && it->second == ph.second;
+      });
+    }
+    d = d->second.empty() ? departed_heads_.erase(d) : std::next(d);
+  }
 }
 
 std::map<std::string, uint64_t> Engine::ServeFloors() const {

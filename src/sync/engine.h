@@ -18,6 +18,7 @@
 // Thread-safety: none; one owner thread (the loop thread).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -26,6 +27,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "journal/journal.h"
@@ -43,6 +45,11 @@ struct SyncOptions {
   // credit, so the source never waits on it): one Credit message per this many
   // bytes applied, not one per write, which at live rates is one per event.
   uint64_t credit_batch_bytes = 256u << 10;
+  // What a server may send beyond twice the initial credit before the
+  // subscriber closes it for ignoring credit: reads end at a signed record, so
+  // a read may overshoot by up to a signing interval (sign_every_bytes) and a
+  // message.
+  uint64_t credit_slack_bytes = 4u << 20;
   // SyncNode sends catalogue deltas at most this often (0: every loop turn). A
   // peer following a stream learns of new records from the records; the delta
   // is for the others, and one per commit costs every peer a message per event.
@@ -189,6 +196,7 @@ class Engine {
   // The devices stored here, and a number that changes when that set does.
   std::vector<std::string> StoredDevices() const;
   uint64_t stored_version() const { return stored_version_; }
+  size_t stored_count() const { return local_.size(); }
 
   // ---- restore guard
   // Holds `devices` (ours) until `expected_peers` peers have sent their catalogue
@@ -252,6 +260,14 @@ class Engine {
   // What each peer reports holding of the devices we store (their catalogues):
   // device -> peer -> last. Subscribers are not followers. For retention.
   std::map<std::string, std::map<std::string, uint64_t>> FollowerHeads() const;
+  // A retention pass stored `noted` (FollowerHeads' answer): the heads of peers
+  // that left before it are now the journal's to keep.
+  void OnFollowersNoted(
+      const std::map<std::string, std::map<std::string, uint64_t>>& noted);
+  // True once after a peer's first whole catalogue: a follower the journal may
+  // not know yet, to be noted soon (until then only this memory knows it holds
+  // events back, and a crash would forget it).
+  bool TakeNewFollowers() { return std::exchange(new_followers_, false); }
   // device -> the lowest seq a subscription served here reads next (peers and
   // subscribers): retention keeps what they have yet to be sent.
   std::map<std::string, uint64_t> ServeFloors() const;
@@ -469,6 +485,9 @@ class Engine {
   void Send(const std::string& peer, wire::Envelope message);
   void Close(std::string peer, const std::string& reason);
   wire::CatalogueEntry LocalEntry(const std::string& device) const;
+  uint64_t LocalSnapshot(const std::string& device) const;
+  void HeadsOf(const std::string& peer, const Peer& p,
+               std::map<std::string, std::map<std::string, uint64_t>>* out) const;
   uint64_t LocalLast(const std::string& device) const;  // 0: not stored
 
   // engine_stream.cc
@@ -516,6 +535,14 @@ class Engine {
   // A round-trip time that moved by half or more since the last plan: replanned
   // from RetryPaused, at most once per kRttReplanTicks calls (see OnPeerRtt).
   static constexpr int64_t kRttReplanTicks = 10;
+  // ... and, as a full replan costs an entry per device and peer, once per
+  // kRttReplanTicks per 1,000 devices followed (every 100 s at 10,000): round-trip
+  // times only break ties, so a late one costs little.
+  int64_t RttReplanTicks() const {
+    return std::max<int64_t>(
+        kRttReplanTicks,
+        kRttReplanTicks * static_cast<int64_t>(following_.size() / 1000));
+  }
   bool rtt_replan_pending_ = false;
   int64_t rtt_replanned_at_ = -kRttReplanTicks;
   uint64_t stored_version_ = 0;
@@ -535,6 +562,10 @@ class Engine {
   void Sum(Stored& s, std::optional<uint32_t> fine = std::nullopt);
   void Unsum(const Stored& s);
   std::map<std::string, Stored> local_;
+  // What peers that left reported holding (device -> peer -> last), until a
+  // retention pass has stored it (OnFollowersNoted).
+  std::map<std::string, std::map<std::string, uint64_t>> departed_heads_;
+  bool new_followers_ = false;
   BucketSums all_sums_;   // every stored stream
   BucketSums mine_sums_;  // those the interest matches
   uint64_t interest_digest_ = InterestDigest(Interest());

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/check.h"
+#include "base/plant.h"
 #include "sync/engine.h"
 
 namespace cairn::sync {
@@ -39,6 +40,7 @@ void Engine::OnSubscribe(const std::string& peer, const wire::Subscribe& s) {
   serve.sub = s.sub();
   serve.next = s.from();
   serve.credit = ClampCredit(s.credit());
+  serve.snapshot_sent = s.snapshot();  // it holds that one: only newer ones go
   Pump(peer, s.device());
 }
 
@@ -52,7 +54,10 @@ void Engine::Pump(const std::string& peer, const std::string& device) {
   if (it == p->second.serving.end()) return;
   Serve& s = it->second;
   auto local = local_.find(device);
-  if (s.reading || s.credit <= 0 || local == local_.end() || high_water_(peer)) return;
+  if (s.reading || (s.credit <= 0 && !plant::On("ignore-credit")) ||
+      local == local_.end() || high_water_(peer)) {
+    return;
+  }
   const journal::StreamInfo& info = local->second;
   // A snapshot taken here since the subscriber passed its seq travels too, so the
   // subscriber holds it as we do (its retention then decides about its events).
@@ -268,8 +273,14 @@ void Engine::OnStreamMessage(const std::string& peer, const std::string& device,
     if (!starts_there) return;  // sent before the probe
     f.resync_from = 0;
   }
+  if (m.has_snapshot() && m.snapshot().header().seq() <= LocalSnapshot(device)) {
+    // One we hold already: in flight when we got it through another peer, or
+    // sent before the server heard ours (Subscribe.snapshot). Dropped unread,
+    // its bytes credit again; the events after it are duplicates we skip.
+    return OweCredit(device, f, bytes);
+  }
   f.queued_bytes += bytes;
-  if (f.queued_bytes > 2 * options_.initial_credit_bytes + (4u << 20)) {
+  if (f.queued_bytes > 2 * options_.initial_credit_bytes + options_.credit_slack_bytes) {
     return Close(peer, "sent '" + device + "' beyond the credit granted");
   }
   Queued q;
@@ -539,6 +550,7 @@ void Engine::Probe(const std::string& device, const std::string& peer) {
   sub.mutable_subscribe()->set_sub(f.sub);
   sub.mutable_subscribe()->set_from(f.resync_from);
   sub.mutable_subscribe()->set_credit(options_.initial_credit_bytes);
+  sub.mutable_subscribe()->set_snapshot(LocalSnapshot(device));
   Send(peer, std::move(sub));
 }
 
@@ -567,7 +579,7 @@ bool Engine::IsLocalFailure(const Status& s) {
 
 void Engine::RetryPaused() {
   ++interest_clock_;
-  if (rtt_replan_pending_ && interest_clock_ - rtt_replanned_at_ >= kRttReplanTicks) {
+  if (rtt_replan_pending_ && interest_clock_ - rtt_replanned_at_ >= RttReplanTicks()) {
     rtt_replan_pending_ = false;
     rtt_replanned_at_ = interest_clock_;
     Replan();

@@ -44,17 +44,40 @@ void AddExt(X509* cert, X509* issuer, int nid, const char* value) {
   X509_EXTENSION_free(ext);
 }
 
+// A deterministic PKI (TestPki(name, seed)): keys from SHA-256(seed, cn), the
+// serial from the same digest, validity from kFixedEpoch.
+constexpr time_t kFixedEpoch = 1'735'689'600;  // 2025-01-01T00:00:00Z
+
 Issued Make(const std::string& cn, X509* issuer, EVP_PKEY* issuer_key, int valid_days,
-            int not_before_days, bool is_ca) {
+            int not_before_days, bool is_ca, const uint64_t* seed) {
   static std::atomic<long> serial{1};
-  PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  PkeyPtr key;
+  long serial_number = 0;
+  if (seed != nullptr) {
+    unsigned char digest[32];
+    const std::string material = std::to_string(*seed) + "/" + cn;
+    CHECK(EVP_Digest(material.data(), material.size(), digest, nullptr, EVP_sha256(),
+                     nullptr) == 1);
+    key.reset(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, digest, 32));
+    serial_number = (static_cast<long>(digest[0]) << 16 | digest[1] << 8 | digest[2]) + 1;
+  } else {
+    key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+    serial_number = serial++;
+  }
   CHECK(key != nullptr);
   X509Ptr cert(X509_new());
   X509_set_version(cert.get(), 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial++);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), 86400L * not_before_days - 60);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()),
-                  86400L * (not_before_days + valid_days));
+  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial_number);
+  if (seed != nullptr) {
+    X509_time_adj_ex(X509_getm_notBefore(cert.get()), not_before_days, 0,
+                     const_cast<time_t*>(&kFixedEpoch));
+    X509_time_adj_ex(X509_getm_notAfter(cert.get()), not_before_days + valid_days, 0,
+                     const_cast<time_t*>(&kFixedEpoch));
+  } else {
+    X509_gmtime_adj(X509_getm_notBefore(cert.get()), 86400L * not_before_days - 60);
+    X509_gmtime_adj(X509_getm_notAfter(cert.get()),
+                    86400L * (not_before_days + valid_days));
+  }
   X509_set_pubkey(cert.get(), key.get());
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
@@ -85,7 +108,11 @@ Issued Make(const std::string& cn, X509* issuer, EVP_PKEY* issuer_key, int valid
 }  // namespace
 
 TestPki::TestPki(const std::string& ca_name) {
-  ca_ = Make(ca_name, nullptr, nullptr, 3650, 0, true);
+  ca_ = Make(ca_name, nullptr, nullptr, 3650, 0, true, nullptr);
+}
+
+TestPki::TestPki(const std::string& ca_name, uint64_t seed) : seed_(seed) {
+  ca_ = Make(ca_name, nullptr, nullptr, 3650, 0, true, &*seed_);
 }
 
 TestPki::~TestPki() = default;
@@ -93,7 +120,8 @@ TestPki::~TestPki() = default;
 Issued TestPki::Issue(const std::string& cn, int valid_days, int not_before_days) const {
   PkeyPtr ca_key = ReadKey(ca_.key_pem);
   X509Ptr ca_cert = ReadCert(ca_.cert_pem);
-  return Make(cn, ca_cert.get(), ca_key.get(), valid_days, not_before_days, false);
+  return Make(cn, ca_cert.get(), ca_key.get(), valid_days, not_before_days, false,
+              seed_ ? &*seed_ : nullptr);
 }
 
 void TestPki::WriteFile(const std::string& path, const std::string& text) {

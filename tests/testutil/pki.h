@@ -4,6 +4,8 @@
 // Thread-safety: none; one TestPki per test.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace cairn::testutil {
@@ -16,6 +18,10 @@ struct Issued {
 class TestPki {
  public:
   explicit TestPki(const std::string& ca_name = "cairn-test-ca");
+  // The same certificates and keys for the same seed every time (the
+  // simulator's runs replay): keys derived from the seed and the CN, validity
+  // counted from 2025-01-01 rather than now.
+  TestPki(const std::string& ca_name, uint64_t seed);
   ~TestPki();
   TestPki(const TestPki&) = delete;
   TestPki& operator=(const TestPki&) = delete;
@@ -31,6 +37,7 @@ class TestPki {
   static void WriteFile(const std::string& path, const std::string& text);
 
  private:
+  std::optional<uint64_t> seed_;
   Issued ca_;
 };
 
