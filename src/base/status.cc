@@ -28,6 +28,8 @@ const char* Status::CodeName(Code code) {
       return "Diverged";
     case Code::kGap:
       return "Gap";
+    case Code::kStale:
+      return "Stale";
     case Code::kUnknownOutcome:
       return "UnknownOutcome";
   }

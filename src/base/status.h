@@ -27,8 +27,9 @@ class [[nodiscard]] Status {
     kFork,               // two validly signed, different records for one seq
     kUnknownOutcome,     // the operation may or may not have happened
     kDiverged,           // records do not follow our head: a fork below them, or forged
-    kGap,  // what was offered cannot be checked against what we hold: the events
-           // between are gone (retention); nothing changed
+    kGap,    // what was offered cannot be checked against what we hold: the events
+             // between are gone (retention); nothing changed
+    kStale,  // what was offered is held here already (a copy, or older): nothing to do
   };
 
   Status() = default;
@@ -53,6 +54,7 @@ class [[nodiscard]] Status {
   static Status UnknownOutcome(std::string_view m) { return {Code::kUnknownOutcome, m}; }
   static Status Diverged(std::string_view m) { return {Code::kDiverged, m}; }
   static Status Gap(std::string_view m) { return {Code::kGap, m}; }
+  static Status Stale(std::string_view m) { return {Code::kStale, m}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -115,8 +115,8 @@ Status Journal::CheckSnapshotHeader(std::string_view cert_der,
   if (h.seq() <= start.meta.snapshot()) {
     // An honest peer sends a snapshot only for events we lack, beyond ours: an
     // old header (replayed, genuine) would have us stage chunks for nothing.
-    return Status::InvalidArgument(Name(h) + " is not beyond the snapshot held here (" +
-                                   std::to_string(start.meta.snapshot()) + ")");
+    return Status::Stale(Name(h) + " is not beyond the snapshot held here (" +
+                         std::to_string(start.meta.snapshot()) + ")");
   }
   return Status::Ok();
 }

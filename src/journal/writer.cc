@@ -419,8 +419,11 @@ void Journal::FinishCommit(const std::map<std::string, wire::StreamMeta>& metas,
       if (!s) s = std::make_unique<internal::StreamState>();
       s->meta = meta;
       if (!group) continue;
+      // Only for a stream without one (the apply created it): a key set since
+      // by KeyFor may be a renewal, which must not be undone.
       if (auto k = group->keys.find(device);
-          k != group->keys.end() && k->second->cert_der() == meta.device_cert()) {
+          !s->key && k != group->keys.end() &&
+          k->second->cert_der() == meta.device_cert()) {
         s->key = k->second;
       }
     }

@@ -119,10 +119,15 @@ void Driver::Tick() {
   UpdateHoldings();
   // A new follower is stored within a second, not at the next pass: it holds
   // events back from then on, also across a crash of this node.
+  // At most once per kNoteEveryTicks (a peer that reconnects over and over
+  // costs one note per interval), and only the noting: no deletion walk.
   note_pending_ = engine_.TakeNewFollowers() || note_pending_;
-  if (note_pending_ && !retaining_ && options_.retain_every_ms > 0) {
+  ++ticks_since_note_;
+  if (note_pending_ && !retaining_ && options_.retain_every_ms > 0 &&
+      ticks_since_note_ >= kNoteEveryTicks) {
     note_pending_ = false;
-    StartRetainPass();
+    ticks_since_note_ = 0;
+    StartRetainPass(/*note_only=*/true);
   }
 }
 
@@ -139,15 +144,18 @@ void Driver::Retain() {
   // loop does not (at 10,000 devices, every 5th: 25 s apart by default).
   if (++retain_calls_ < std::max<size_t>(1, engine_.stored_count() / 2000)) return;
   retain_calls_ = 0;
-  StartRetainPass();
+  StartRetainPass(/*note_only=*/false);
 }
 
-void Driver::StartRetainPass() {
-  retained_activity_ = engine_.activity();
-  idle_retain_skips_ = 0;
+void Driver::StartRetainPass(bool note_only) {
+  if (!note_only) {
+    retained_activity_ = engine_.activity();
+    idle_retain_skips_ = 0;
+  }
   retaining_ = true;
   Action a;
   a.kind = Action::Kind::kRetain;
+  a.note_only = note_only;
   a.heads = engine_.FollowerHeads();
   a.floors = engine_.ServeFloors();
   Queue(std::move(a));
@@ -397,7 +405,7 @@ void Driver::RunJob(journal::Journal* j, Job& w) {
       return;
     case Action::Kind::kRetain: {
       w.status = j->NoteFollowers(a.heads);
-      if (!w.status.ok()) return;
+      if (!w.status.ok() || a.note_only) return;
       auto deleted = j->Retain(a.floors);
       w.status = deleted.status();
       if (deleted.ok()) w.deleted = *deleted;

@@ -114,7 +114,7 @@ class Driver final : public SessionListener {
   void Queue(Action&& action);
   void StartGuard();
   void UpdateHoldings();
-  void StartRetainPass();
+  void StartRetainPass(bool note_only);
   static void ReadOwnSideOfFork(journal::Journal* j, Job& w);
   void AfterFork(Job& w);
 
@@ -146,8 +146,10 @@ class Driver final : public SessionListener {
   static constexpr int kIdleRetainEvery = 12;  // retain passes, when nothing moved
   uint64_t retained_activity_ = UINT64_MAX;    // Engine::activity() at the last pass
   int idle_retain_skips_ = 0;
-  size_t retain_calls_ = 0;          // Retain calls since the last pass
-  bool note_pending_ = false;        // new followers to store once the pass running ends
+  size_t retain_calls_ = 0;    // Retain calls since the last pass
+  bool note_pending_ = false;  // new followers to store once the pass running ends
+  static constexpr int kNoteEveryTicks = 2;
+  int ticks_since_note_ = kNoteEveryTicks;
   std::vector<std::string> wanted_;  // Engine::Unheld() last sent
 };
 

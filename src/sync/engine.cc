@@ -388,7 +388,8 @@ void Engine::OnPeerGone(const std::string& peer) {
   auto gone = peers_.find(peer);
   if (gone == peers_.end()) return;
   std::map<std::string, std::map<std::string, uint64_t>> heads;
-  HeadsOf(peer, gone->second, &heads);
+  // Kept until a retention pass stores them: with passes off, never needed.
+  if (options_.retain_every_ms > 0) HeadsOf(peer, gone->second, &heads);
   for (auto& [device, by_peer] : heads) {
     for (auto& [node, last] : by_peer) departed_heads_[device][node] = last;
   }

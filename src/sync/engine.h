@@ -137,6 +137,7 @@ struct Action {
   std::string reason;                 // kClose
   std::map<std::string, std::map<std::string, uint64_t>> heads;  // kRetain
   std::map<std::string, uint64_t> floors;                        // kRetain
+  bool note_only = false;  // kRetain: store the heads, delete nothing
 };
 
 class Engine {
@@ -510,7 +511,14 @@ class Engine {
   uint64_t GuardTarget(const std::string& device) const;
   void Release(const std::string& device, const std::string& reason);
   void Probe(const std::string& device, const std::string& peer);
-  bool CheckSnapshotHeader(const std::string& device, Follow& f, const wire::Snapshot& s);
+  enum class Header { kOk, kHeld, kClosed };
+  // kHeld: genuine, and not beyond the snapshot we hold (it came through another
+  // peer while this one was in flight, or was installed while this waited).
+  Header CheckSnapshotHeader(const std::string& device, Follow& f,
+                             const wire::Snapshot& s);
+  // Drops a snapshot message we hold already, with what was assembled of it.
+  void DropHeldSnapshot(const std::string& device, Follow& f, uint64_t seq,
+                        uint64_t bytes);
   // Collects a snapshot chunk: held, a part to stage, the last one, or the peer
   // was closed (a limit).
   Took TakeSnapshotChunk(const std::string& device, Follow& f, const wire::Snapshot& s,

@@ -261,6 +261,17 @@ void Engine::OnStreamMessage(const std::string& peer, const std::string& device,
                        : m.has_snapshot() ? m.snapshot().sub()
                                           : m.stream_header().sub();
   if (sub != 0 && sub != f.sub) return;
+  if (m.has_snapshot()) {
+    switch (CheckSnapshotHeader(device, f, m.snapshot())) {
+      case Header::kClosed:
+        return;
+      case Header::kHeld:
+        // Not progress (a peer replaying a genuine old header is not "heard").
+        return DropHeldSnapshot(device, f, m.snapshot().header().seq(), bytes);
+      case Header::kOk:
+        break;
+    }
+  }
   f.heard = true;
   if (m.has_stream_header()) {
     f.cert_der = m.stream_header().device_cert();
@@ -273,12 +284,6 @@ void Engine::OnStreamMessage(const std::string& peer, const std::string& device,
     if (!starts_there) return;  // sent before the probe
     f.resync_from = 0;
   }
-  if (m.has_snapshot() && m.snapshot().header().seq() <= LocalSnapshot(device)) {
-    // One we hold already: in flight when we got it through another peer, or
-    // sent before the server heard ours (Subscribe.snapshot). Dropped unread,
-    // its bytes credit again; the events after it are duplicates we skip.
-    return OweCredit(device, f, bytes);
-  }
   f.queued_bytes += bytes;
   if (f.queued_bytes > 2 * options_.initial_credit_bytes + options_.credit_slack_bytes) {
     return Close(peer, "sent '" + device + "' beyond the credit granted");
@@ -286,7 +291,6 @@ void Engine::OnStreamMessage(const std::string& peer, const std::string& device,
   Queued q;
   q.bytes = bytes;
   if (m.has_snapshot()) {
-    if (!CheckSnapshotHeader(device, f, m.snapshot())) return;  // closed
     // Held as bytes from here on: a parsed chunk of many small entries takes
     // many times the bytes it came in.
     q.chunk = m.snapshot().chunk().SerializeAsString();
@@ -368,25 +372,41 @@ void Engine::Assembly::GiveBackMemory(uint64_t n) {
 // A snapshot's header is checked when its first message arrives, before any of
 // its chunks is held: a peer cannot make us keep chunks of a snapshot its device
 // never signed. False when the peer was closed.
-bool Engine::CheckSnapshotHeader(const std::string& device, Follow& f,
-                                 const wire::Snapshot& s) {
+Engine::Header Engine::CheckSnapshotHeader(const std::string& device, Follow& f,
+                                           const wire::Snapshot& s) {
   const wire::SnapshotHeader& h = s.header();
   if (h.device() != device) {
     Close(f.peer,
           "a snapshot header of '" + h.device() + "' in the stream of '" + device + "'");
-    return false;
+    return Header::kClosed;
   }
-  if (!header_check_) return true;
-  for (const auto& [seq, sig] : f.checked) {
-    if (seq == h.seq() && sig == h.sig()) return true;
+  if (!header_check_) return Header::kOk;
+  bool checked = false;
+  for (const auto& [seq, sig] : f.checked)
+    checked = checked || (seq == h.seq() && sig == h.sig());
+  if (!checked) {
+    Status st = header_check_(f.cert_der, h);
+    // The journal checked its signature first: a genuine header of a snapshot
+    // it holds (or an older one). An honest server sends one when ours came
+    // through another peer while its own was on the way: dropped, not closed.
+    if (st.code() == Status::Code::kStale) return Header::kHeld;
+    if (!st.ok()) {
+      Close(f.peer, "refused a snapshot header: " + st.message());
+      return Header::kClosed;
+    }
+    f.checked.emplace_back(h.seq(), h.sig());
+    if (f.checked.size() > kCheckedHeaders) f.checked.pop_front();
   }
-  if (Status st = header_check_(f.cert_der, h); !st.ok()) {
-    Close(f.peer, "refused a snapshot header: " + st.message());
-    return false;
-  }
-  f.checked.emplace_back(h.seq(), h.sig());
-  if (f.checked.size() > kCheckedHeaders) f.checked.pop_front();
-  return true;
+  // Checked before, and installed since (local_ may lag the journal by a loop
+  // turn: then the journal's answer above says so).
+  return h.seq() <= LocalSnapshot(device) ? Header::kHeld : Header::kOk;
+}
+
+void Engine::DropHeldSnapshot(const std::string& device, Follow& f, uint64_t seq,
+                              uint64_t bytes) {
+  // What was assembled of it goes too (its memory and staging are given back).
+  if (f.assembling && f.assembling->header().seq() <= seq) f.assembling.reset();
+  OweCredit(device, f, bytes);
 }
 
 bool Engine::OverLimit(const std::string& peer, const std::string& device, uint64_t held,
@@ -506,6 +526,11 @@ void Engine::ApplyNext(const std::string& device) {
       a.kind = Action::Kind::kApply;
       TakeRecords(q.m, &a.records);
       credit += TakeQueuedEvents(f, bytes, &a.records);
+    } else if (q.m.snapshot().header().seq() <= LocalSnapshot(device)) {
+      // Installed while this waited behind the install (from another peer).
+      DropHeldSnapshot(device, f, q.m.snapshot().header().seq(), credit);
+      credit = 0;
+      continue;
     } else {
       const std::string peer = f.peer;
       const Took took = TakeSnapshotChunk(device, f, q.m.snapshot(), std::move(q.chunk));

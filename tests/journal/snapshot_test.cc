@@ -227,7 +227,7 @@ TEST_F(SnapshotTest, HeadersThatWouldStageForNothingAreRefusedFirst) {
   ASSERT_OK(b->CheckSnapshotHeader(CertOf("d1"), snap.header));
   ASSERT_OK(b->InstallSnapshot(CertOf("d1"), snap));
   Status replayed = b->CheckSnapshotHeader(CertOf("d1"), snap.header);
-  EXPECT_EQ(replayed.code(), Status::Code::kInvalidArgument) << replayed.ToString();
+  EXPECT_EQ(replayed.code(), Status::Code::kStale) << replayed.ToString();
   EXPECT_NE(replayed.message().find("not beyond the snapshot held here"),
             std::string::npos);
   SnapshotData huge = Parts(snap, 1)[0];
