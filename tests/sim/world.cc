@@ -521,8 +521,6 @@ void World::Restart(int i, uint64_t epoch) {
 void World::Setup() {
   auto ca = journal::CertAuthority::FromPem(pki_.ca_cert_pem(), "sim CA");
   ca_ = *ca;
-  const int64_t now_init = 0;
-  now_ = now_init;
   for (int i = 0; i < o_.nodes; ++i) {
     auto n = std::make_unique<Node>(this, i, &now_);
     for (int d = 0; d < o_.devices_per_node; ++d) {
